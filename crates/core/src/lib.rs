@@ -17,6 +17,6 @@ pub use history::{EventType, History, HistoryEvent, Op, ProcessId, Value};
 pub use net::{DropReason, LatencyDist, LinkConfig, NetworkConfig, Topology};
 pub use node::{Ctx, Message, Node, NodeId, Storage, TimerId};
 pub use rng::SimRng;
-pub use sim::{Limits, NodeStatus, RunStats, SimConfig, SimError, Simulation};
+pub use sim::{AnySimulation, Limits, NodeStatus, RunStats, SimConfig, SimError, Simulation};
 pub use time::{LocalTime, SimTime};
 pub use trace::{JsonlTraceWriter, MemoryTrace, TraceEvent, TraceHasher, TraceKind, TraceRecord, TraceSink};

@@ -917,3 +917,73 @@ pub fn history_by_process(history: &History) -> BTreeMap<u64, Vec<&HistoryEvent>
     }
     by_process
 }
+
+/// A simulation with its node type erased, so that scenario runners, the CLI and plots can drive any
+/// protocol through one interface.
+pub trait AnySimulation {
+    fn seed(&self) -> u64;
+    fn now(&self) -> SimTime;
+    fn schedule_fault(&mut self, at: SimTime, fault: Fault) -> Result<(), SimError>;
+    /// Streams the trace as JSON Lines to `out` (buffer it yourself).
+    fn stream_trace_to(&mut self, out: Box<dyn std::io::Write>);
+    /// Keeps the trace in memory too (for short runs, diagrams and tests).
+    fn record_trace_in(&mut self, trace: crate::trace::MemoryTrace);
+    fn run_until(&mut self, end: SimTime) -> Result<RunStats, SimError>;
+    fn finish(&mut self) -> Result<(), SimError>;
+    fn history(&self) -> &History;
+    fn take_history(&mut self) -> History;
+    fn trace_hash(&self) -> u64;
+    fn stats(&self) -> RunStats;
+    fn node_names(&self) -> Vec<String>;
+    fn node_id(&self, name: &str) -> Option<NodeId>;
+    fn node_status(&self, id: NodeId) -> NodeStatus;
+    fn fault_windows(&self) -> Vec<(String, u64, Option<u64>)>;
+}
+
+impl<N: Node> AnySimulation for Simulation<N> {
+    fn seed(&self) -> u64 {
+        Simulation::seed(self)
+    }
+    fn now(&self) -> SimTime {
+        Simulation::now(self)
+    }
+    fn schedule_fault(&mut self, at: SimTime, fault: Fault) -> Result<(), SimError> {
+        Simulation::schedule_fault(self, at, fault)
+    }
+    fn stream_trace_to(&mut self, out: Box<dyn std::io::Write>) {
+        self.set_trace_sink(Box::new(crate::trace::JsonlTraceWriter::new(out)));
+    }
+    fn record_trace_in(&mut self, trace: crate::trace::MemoryTrace) {
+        self.set_trace_sink(Box::new(trace));
+    }
+    fn run_until(&mut self, end: SimTime) -> Result<RunStats, SimError> {
+        Simulation::run_until(self, end).cloned()
+    }
+    fn finish(&mut self) -> Result<(), SimError> {
+        Simulation::finish(self)
+    }
+    fn history(&self) -> &History {
+        Simulation::history(self)
+    }
+    fn take_history(&mut self) -> History {
+        Simulation::take_history(self)
+    }
+    fn trace_hash(&self) -> u64 {
+        Simulation::trace_hash(self)
+    }
+    fn stats(&self) -> RunStats {
+        Simulation::stats(self).clone()
+    }
+    fn node_names(&self) -> Vec<String> {
+        Simulation::node_names(self).to_vec()
+    }
+    fn node_id(&self, name: &str) -> Option<NodeId> {
+        Simulation::node_id(self, name)
+    }
+    fn node_status(&self, id: NodeId) -> NodeStatus {
+        Simulation::node_status(self, id)
+    }
+    fn fault_windows(&self) -> Vec<(String, u64, Option<u64>)> {
+        Simulation::fault_windows(self).to_vec()
+    }
+}
