@@ -9,7 +9,7 @@
 //! `false` to let messages that were already sent arrive (a cut that only stops new sends).
 
 use crate::node::NodeId;
-use crate::rng::SimRng;
+use crate::rng::LinkRng;
 use petgraph::graph::{NodeIndex, UnGraph};
 use rand::RngExt;
 use rand_distr::{Distribution, Exp, LogNormal, Normal, Pareto};
@@ -116,7 +116,7 @@ impl LatencyDist {
 }
 
 impl LatencySampler {
-    fn sample(&self, rng: &mut SimRng) -> u64 {
+    fn sample(&self, rng: &mut LinkRng) -> u64 {
         // Float draws are clamped to [0, 1 hour] so one wild Pareto draw cannot overflow time.
         const CAP_NS: f64 = 3_600e9;
         let clamp = |v: f64| if v.is_finite() { v.clamp(0.0, CAP_NS) as u64 } else { CAP_NS as u64 };
@@ -396,7 +396,7 @@ impl PartitionState {
 
 /// Per directed link: its random stream and, for FIFO links, the last delivery time scheduled.
 pub(crate) struct LinkState {
-    pub(crate) rng: SimRng,
+    pub(crate) rng: LinkRng,
     pub(crate) last_delivery_ns: u64,
 }
 
@@ -421,7 +421,7 @@ impl CompiledLink {
         })
     }
 
-    pub(crate) fn sample_latency(&self, rng: &mut SimRng) -> u64 {
+    pub(crate) fn sample_latency(&self, rng: &mut LinkRng) -> u64 {
         self.latency.sample(rng)
     }
 
@@ -513,7 +513,7 @@ impl Network {
 
     /// Sum of one latency draw per edge on the route, or `None` when unreachable. Without a
     /// topology: `Some(0)` (the link's own latency is drawn by the caller).
-    pub(crate) fn topology_latency(&mut self, from: NodeId, to: NodeId, rng: &mut SimRng) -> Option<u64> {
+    pub(crate) fn topology_latency(&mut self, from: NodeId, to: NodeId, rng: &mut LinkRng) -> Option<u64> {
         let Some(topology) = &self.topology else {
             return Some(0);
         };
@@ -535,11 +535,11 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{derive_stream, StreamPurpose};
+    use crate::rng::link_stream;
 
     fn samples(dist: LatencyDist, n: usize) -> Vec<u64> {
         let sampler = dist.sampler().expect("valid distribution");
-        let mut rng = derive_stream(1, StreamPurpose::Link, 0);
+        let mut rng = link_stream(1, 0, 1);
         (0..n).map(|_| sampler.sample(&mut rng)).collect()
     }
 
@@ -611,7 +611,7 @@ mod tests {
             config.topology = Some(t.clone());
             Network::new(&config).unwrap()
         };
-        let mut rng = derive_stream(1, StreamPurpose::Link, 0);
+        let mut rng = link_stream(1, 0, 1);
         assert_eq!(net(&t).topology_latency(NodeId(0), NodeId(1), &mut rng), Some(3_000_000));
         assert!(t.set_edge_up("r1", "b", false));
         assert_eq!(net(&t).topology_latency(NodeId(0), NodeId(1), &mut rng), Some(30_000_000));

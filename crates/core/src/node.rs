@@ -45,9 +45,10 @@ pub trait Message: Clone + Debug + Hash + 'static {
     fn size_bytes(&self) -> usize {
         64
     }
-    /// The message as corruption on the wire leaves it. `None` (the default): the receiver's checksum
-    /// catches it and the message is dropped. Return a mangled copy to test protocols without checksums.
-    fn corrupt(&self, _rng: &mut SimRng) -> Option<Self> {
+    /// The message as corruption on the wire leaves it; `noise` is a random word to mangle it with.
+    /// `None` (the default): the receiver's checksum catches it and the message is dropped. Return a
+    /// mangled copy to test protocols without checksums.
+    fn corrupt(&self, _noise: u64) -> Option<Self> {
         None
     }
 }

@@ -637,7 +637,7 @@ impl<N: Node> Simulation<N> {
         let base_ns = route_ns + extra_ns + transmission_ns;
         let mut corrupted_msg = None;
         if !plain && overlays.corrupt_probability > 0.0 && link.rng.random_bool(overlays.corrupt_probability) {
-            corrupted_msg = Some(msg.corrupt(&mut link.rng).ok_or(DropReason::Corrupt)?);
+            corrupted_msg = Some(msg.corrupt(rand::Rng::next_u64(&mut link.rng)).ok_or(DropReason::Corrupt)?);
         }
         let now = self.now.0;
         let fifo = config.fifo;
