@@ -37,17 +37,31 @@ fn ci() -> Result<ExitCode, String> {
 }
 
 fn bench_command(args: &[String]) -> Result<ExitCode, String> {
+    // Benchmarks measure the release build: the `cargo xtask` alias builds xtask in the dev profile,
+    // so re-run ourselves in release.
+    if cfg!(debug_assertions) {
+        let status = Command::new(env!("CARGO"))
+            .args(["run", "--quiet", "--release", "--package", "xtask", "--", "bench"])
+            .args(args)
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        return Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     let json = args.iter().any(|a| a == "--json");
     let names: Vec<&str> = args.iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect();
     let benches = bench::all();
     for name in &names {
-        if !benches.iter().any(|b| b.name == *name) {
+        if !benches.iter().any(|b| name.starts_with(b.name)) {
             let known: Vec<&str> = benches.iter().map(|b| b.name).collect();
             return Err(format!("unknown benchmark {name:?}; known: {}", known.join(", ")));
         }
     }
-    for bench in benches.iter().filter(|b| names.is_empty() || names.contains(&b.name)) {
+    for bench in benches.iter().filter(|b| names.is_empty() || names.iter().any(|n| n.starts_with(b.name))) {
         for result in (bench.run)() {
+            // "broadcast-10" selects the matching result of the "broadcast" benchmark.
+            if !names.is_empty() && !names.iter().any(|n| *n == bench.name || *n == result.name) {
+                continue;
+            }
             if json {
                 println!("{}", result.to_json());
             } else {
