@@ -1,0 +1,152 @@
+//! Gossip broadcast: push-pull and pull reach every live node under loss and crashes, push spreads
+//! fast but may leave a residue, the overlay's diameter shows in spread time, and the unshuffled-peers
+//! bug is caught.
+
+use detsim_core::{Fault, LatencyDist, NodeId, SimTime, Simulation};
+use detsim_protocols::gossip::{self, GossipMode, GossipNode, GossipParams, OverlayKind};
+use detsim_protocols::{ClusterSpec, WorkloadKind, WorkloadSpec};
+
+fn spec(seed: u64, nodes: usize, loss: f64) -> ClusterSpec {
+    let mut spec = ClusterSpec::new(seed, nodes, WorkloadSpec { kind: WorkloadKind::None, ..WorkloadSpec::default() });
+    spec.network.default_link.latency = LatencyDist::uniform_ms(2, 20);
+    spec.network.default_link.loss = loss;
+    spec
+}
+
+/// Runs a gossip cluster to `end_ms`; `faults` are (ms, fault).
+fn run(spec: &ClusterSpec, params: GossipParams, faults: &[(u64, Fault)], end_ms: u64) -> Simulation<GossipNode> {
+    let mut sim = gossip::build(spec, params).expect("valid gossip spec");
+    for (at_ms, fault) in faults {
+        sim.schedule_fault(SimTime::from_millis(*at_ms), fault.clone()).expect("valid fault");
+    }
+    sim.run_until(SimTime::from_millis(end_ms)).expect("run completes");
+    sim
+}
+
+/// Fraction of (broadcast, node) pairs delivered.
+fn coverage(sim: &Simulation<GossipNode>, nodes: usize) -> f64 {
+    let report = gossip::spread_report(sim.history(), nodes);
+    assert!(!report.is_empty(), "some broadcast happened");
+    report.iter().map(|s| s.reached).sum::<usize>() as f64 / (report.len() * nodes) as f64
+}
+
+#[test]
+fn push_pull_and_pull_reach_every_node_across_100_seeds_with_loss_crash_and_restart() {
+    let nodes = 10;
+    let mut spread_ms = Vec::new();
+    for seed in 0..100u64 {
+        let mode = if seed % 2 == 0 { GossipMode::PushPull } else { GossipMode::Pull };
+        let params = GossipParams { mode, broadcasts: 3, broadcast_interval_ms: 500, ..GossipParams::default() };
+        // Not one of the three origins (n1..n3), whose broadcast would be lost with it.
+        let victim = NodeId(3 + (seed % (nodes as u64 - 3)) as u32);
+        let faults = [
+            (300, Fault::Crash { node: victim }),
+            (900, Fault::LossBurst { node: None, loss: 0.3 }),
+            (1_400, Fault::LossBurstEnd { node: None }),
+            (2_000, Fault::Restart { node: victim }),
+        ];
+        let sim = run(&spec(seed, nodes, 0.05), params, &faults, 6_000);
+        let report = gossip::spread_report(sim.history(), nodes);
+        assert_eq!(report.len(), 3, "seed {seed}: three broadcasts");
+        for spread in &report {
+            assert_eq!(spread.reached, nodes, "seed {seed} {mode:?}: rumor {} reached every node", spread.rumor);
+            spread_ms.push(spread.full_spread_ns.expect("full spread") as f64 / 1e6);
+        }
+        // The restarted node lost its rumors in the crash and got all of them back by anti-entropy.
+        let restarted = sim.node(victim).expect("restarted node is up");
+        assert_eq!(restarted.rumors().len(), 3, "seed {seed}: restarted node caught up");
+    }
+    let mean = spread_ms.iter().sum::<f64>() / spread_ms.len() as f64;
+    eprintln!("push-pull/pull N=10 with crash+loss: mean full-spread {mean:.0} ms over {} broadcasts", spread_ms.len());
+}
+
+#[test]
+fn push_reaches_almost_every_node_within_its_rumor_budget() {
+    let nodes = 30;
+    let mut covered = 0.0;
+    let mut transmissions_per_broadcast = 0.0;
+    let seeds = 100u64;
+    for seed in 0..seeds {
+        let params = GossipParams {
+            mode: GossipMode::Push,
+            overlay: OverlayKind::Complete,
+            broadcasts: 2,
+            ..GossipParams::default()
+        };
+        let sim = run(&spec(seed, nodes, 0.02), params.clone(), &[], 3_500);
+        covered += coverage(&sim, nodes);
+        let sent = gossip::transmissions_per_rumor(&sim);
+        for count in sent.values() {
+            // Blind counter: each node pushes each rumor `rumor_rounds` times to `fanout` peers at most.
+            assert!(*count <= (nodes * params.fanout) as u64 * params.rumor_rounds as u64, "seed {seed}");
+        }
+        transmissions_per_broadcast += sent.values().sum::<u64>() as f64 / sent.len() as f64;
+    }
+    let covered = covered / seeds as f64;
+    let per_broadcast = transmissions_per_broadcast / seeds as f64;
+    eprintln!(
+        "push N=30 complete overlay: coverage {covered:.4}, {per_broadcast:.0} rumor transmissions per broadcast"
+    );
+    assert!(covered > 0.99, "push with 6 hot rounds and fanout 2 covers almost everyone, got {covered}");
+}
+
+#[test]
+fn ring_spreads_slower_than_random_chords() {
+    let nodes = 32;
+    let mean_spread_ms = |overlay| {
+        let mut total = 0.0;
+        for seed in 0..20u64 {
+            let params = GossipParams { overlay, broadcasts: 1, ..GossipParams::default() };
+            let sim = run(&spec(seed, nodes, 0.0), params, &[], 8_000);
+            let report = gossip::spread_report(sim.history(), nodes);
+            total += report[0].full_spread_ns.expect("push-pull reaches everyone") as f64 / 1e6;
+        }
+        total / 20.0
+    };
+    let ring = mean_spread_ms(OverlayKind::Ring);
+    let chords = mean_spread_ms(OverlayKind::RandomChords);
+    let complete = mean_spread_ms(OverlayKind::Complete);
+    eprintln!("N=32 push-pull full spread: ring {ring:.0} ms, random chords {chords:.0} ms, complete {complete:.0} ms");
+    assert!(ring > 2.0 * chords, "a ring's diameter N/2 makes it slow: ring {ring} vs chords {chords}");
+    assert!(chords < 1_500.0 && complete < 1_500.0);
+}
+
+#[test]
+fn unshuffled_peers_bug_leaves_nodes_unreached() {
+    let nodes = 20;
+    for mode in [GossipMode::Push, GossipMode::Pull] {
+        let mut buggy = 0.0;
+        let mut correct = 0.0;
+        for seed in 0..10u64 {
+            let params = GossipParams {
+                mode,
+                overlay: OverlayKind::Complete,
+                broadcasts: 4,
+                broadcast_interval_ms: 300,
+                ..GossipParams::default()
+            };
+            let bug = GossipParams { bug_unshuffled_peers: true, ..params.clone() };
+            correct += coverage(&run(&spec(seed, nodes, 0.0), params, &[], 4_000), nodes);
+            buggy += coverage(&run(&spec(seed, nodes, 0.0), bug, &[], 4_000), nodes);
+        }
+        let (correct, buggy) = (correct / 10.0, buggy / 10.0);
+        eprintln!("{mode:?}: coverage {correct:.3} correct, {buggy:.3} with unshuffled peers");
+        assert!(correct > 0.99, "{mode:?} correct coverage {correct}");
+        assert!(buggy < 0.9, "{mode:?}: the bug is caught: coverage {buggy}");
+    }
+}
+
+#[test]
+fn same_seed_same_trace_and_registry_entry_runs() {
+    let a = run(&spec(7, 8, 0.1), GossipParams::default(), &[], 3_000);
+    let b = run(&spec(7, 8, 0.1), GossipParams::default(), &[], 3_000);
+    assert_eq!(a.trace_hash(), b.trace_hash());
+    let entry = detsim_protocols::find("gossip").expect("registered");
+    let mut spec = spec(7, 8, 0.1);
+    spec.params = serde_json::json!({"mode": "push", "overlay": "ring"});
+    let mut sim = (entry.build)(&spec).expect("builds from a spec");
+    sim.run_until(SimTime::from_secs(3)).expect("runs");
+    assert!(!sim.history().is_empty());
+    spec.params = serde_json::json!({"fanout_typo": 3});
+    assert!((entry.build)(&spec).is_err(), "unknown parameters are rejected");
+}
