@@ -1,1 +1,18 @@
 //! detsim-check: histories in, verdicts out. The checkers read histories only; they never see protocol code.
+//!
+//! A malformed history is an error ([`HistoryError`], [`ParseError`]); an inconsistent one is a
+//! [`Verdict`]. The two are never confused.
+
+pub mod linear;
+pub mod model;
+pub mod ops;
+pub mod parse;
+pub mod sequential;
+pub mod verdict;
+
+pub use linear::{check_linearizable, LinearizabilityOptions};
+pub use model::Model;
+pub use ops::{operations, HistoryError, Operation, Outcome};
+pub use parse::{detect_format, parse_history, parse_history_with_lines, Format, ParseError, ParsedHistory};
+pub use sequential::check_sequential;
+pub use verdict::{Anomaly, Counterexample, PlacedOp, Validity, Verdict};

@@ -32,6 +32,11 @@ impl LocalClock {
     /// The local reading at true time `now` (which must not precede the last change).
     pub fn local_at(&self, now: SimTime) -> LocalTime {
         assert!(now.0 >= self.anchor_true_ns, "clock read before its last change");
+        if self.drift_ppb == 0 {
+            // The common case, without 128-bit division (hot: every handler reads the clock).
+            let elapsed = i64::try_from(now.0 - self.anchor_true_ns).unwrap_or(i64::MAX);
+            return LocalTime(self.anchor_local_ns.saturating_add(elapsed));
+        }
         let elapsed = (now.0 - self.anchor_true_ns) as i128;
         let local = self.anchor_local_ns as i128 + elapsed + elapsed * self.drift_ppb as i128 / 1_000_000_000;
         LocalTime(local.clamp(i64::MIN as i128, i64::MAX as i128) as i64)

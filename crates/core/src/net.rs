@@ -476,7 +476,6 @@ impl Overlays {
 pub(crate) struct Network {
     pub(crate) default_link: CompiledLink,
     pub(crate) link_overrides: BTreeMap<(u32, u32), CompiledLink>,
-    pub(crate) links: rustc_hash::FxHashMap<u64, LinkState>,
     pub(crate) partition: PartitionState,
     pub(crate) overlays: Overlays,
     pub(crate) topology: Option<Topology>,
@@ -495,7 +494,6 @@ impl Network {
         Ok(Network {
             default_link: CompiledLink::compile(&config.default_link)?,
             link_overrides,
-            links: Default::default(),
             partition: PartitionState::default(),
             overlays: Overlays::default(),
             topology: config.topology.clone(),

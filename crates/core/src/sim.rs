@@ -5,7 +5,7 @@
 use crate::clock::LocalClock;
 use crate::fault::Fault;
 use crate::history::{History, HistoryEvent};
-use crate::net::{DropReason, Network, NetworkConfig};
+use crate::net::{DropReason, LinkState, Network, NetworkConfig};
 use crate::node::{Ctx, Effect, Message, Node, NodeId, Storage, TimerId};
 use crate::rng::{derive_stream, link_stream, SimRng, StreamPurpose};
 use crate::time::{LocalTime, SimTime};
@@ -115,7 +115,7 @@ enum EventKind<M> {
     Start { node: NodeId },
     Deliver { from: NodeId, to: NodeId, msg_id: u64, msg: M, corrupted: bool },
     Timer { node: NodeId, id: TimerId, generation: u32 },
-    Fault { fault: Fault },
+    Fault { fault: Box<Fault> },
 }
 
 struct Scheduled<M> {
@@ -171,6 +171,9 @@ pub struct Simulation<N: Node> {
     effects: Vec<Effect<N::Msg>>,
     next_msg_id: u64,
     next_timer_id: u64,
+    /// Per directed link state, indexed through `link_index` by `(from << 32) | to`.
+    link_states: Vec<LinkState>,
+    link_index: rustc_hash::FxHashMap<u64, u32>,
     stats: RunStats,
     /// (start, end) of each fault window in true nanoseconds; `end` is `None` while open.
     fault_windows: Vec<(String, u64, Option<u64>)>,
@@ -195,6 +198,8 @@ impl<N: Node> Simulation<N> {
             effects: Vec::new(),
             next_msg_id: 0,
             next_timer_id: 0,
+            link_states: Vec::new(),
+            link_index: Default::default(),
             stats: RunStats::default(),
             fault_windows: Vec::new(),
         })
@@ -258,7 +263,7 @@ impl<N: Node> Simulation<N> {
                 message: format!("in the past (now {})", self.now),
             });
         }
-        self.push(at.0, EventKind::Fault { fault });
+        self.push(at.0, EventKind::Fault { fault: Box::new(fault) });
         Ok(())
     }
 
@@ -393,7 +398,7 @@ impl<N: Node> Simulation<N> {
             }
             EventKind::Deliver { from, to, msg_id, msg, corrupted } => self.arrive(from, to, msg_id, msg, corrupted)?,
             EventKind::Timer { node, id, generation } => self.timer_due(node, id, generation)?,
-            EventKind::Fault { fault } => self.apply_fault(fault)?,
+            EventKind::Fault { fault } => self.apply_fault(*fault)?,
         }
         Ok(true)
     }
@@ -423,11 +428,9 @@ impl<N: Node> Simulation<N> {
         if self.sink.is_some() {
             self.trace_slow(Some(to), TraceKind::Deliver { from, msg_id, msg: &msg, corrupted });
         }
-        let mut hasher = std::mem::take(&mut self.hasher);
         for w in [tag::DELIVER, self.now.0, to.0 as u64, from.0 as u64, msg_id, corrupted as u64] {
-            hasher.word(w);
+            self.hasher.word(w);
         }
-        self.hasher = hasher;
         self.dispatch(to, Dispatch::Message(from, msg))
     }
 
@@ -561,12 +564,10 @@ impl<N: Node> Simulation<N> {
         self.stats.sends += 1;
         let msg_id = self.next_msg_id;
         self.next_msg_id += 1;
-        let mut hasher = std::mem::take(&mut self.hasher);
         for w in [tag::SEND, self.now.0, from.0 as u64, to.0 as u64, msg_id] {
-            hasher.word(w);
+            self.hasher.word(w);
         }
-        msg.hash(&mut hasher);
-        self.hasher = hasher;
+        msg.hash(&mut self.hasher);
 
         if from == to {
             // Loopback: no network, delivered at once (after events already queued for now).
@@ -579,15 +580,18 @@ impl<N: Node> Simulation<N> {
             self.drop_msg(from, from, to, msg_id, &msg, DropReason::Partition);
             return Ok(());
         }
-        let seed = self.seed;
         let link_key = ((from.0 as u64) << 32) | to.0 as u64;
-        let mut link = self
-            .network
-            .links
-            .remove(&link_key)
-            .unwrap_or_else(|| crate::net::LinkState { rng: link_stream(seed, from.0, to.0), last_delivery_ns: 0 });
-        let outcome = self.plan_delivery(from, to, size, &msg, &mut link);
-        self.network.links.insert(link_key, link);
+        let link_slot = match self.link_index.get(&link_key) {
+            Some(slot) => *slot as usize,
+            None => {
+                let slot = self.link_states.len();
+                self.link_states.push(LinkState { rng: link_stream(self.seed, from.0, to.0), last_delivery_ns: 0 });
+                self.link_index.insert(link_key, u32::try_from(slot).expect("fewer than 2^32 links"));
+                slot
+            }
+        };
+        let outcome =
+            plan_delivery(&mut self.network, &mut self.link_states[link_slot], self.now.0, from, to, size, &msg);
         match outcome {
             Err(reason) => {
                 self.trace_send(from, to, msg_id, &msg, None);
@@ -612,50 +616,6 @@ impl<N: Node> Simulation<N> {
             self.stats.max_queue_len = len;
         }
         Ok(())
-    }
-
-    /// Draws loss, latency, corruption and duplication for one message on its link.
-    fn plan_delivery(
-        &mut self,
-        from: NodeId,
-        to: NodeId,
-        size: usize,
-        msg: &N::Msg,
-        link: &mut crate::net::LinkState,
-    ) -> Result<DeliveryPlan<N::Msg>, DropReason> {
-        let network = &mut self.network;
-        let route_ns = network.topology_latency(from, to, &mut link.rng).ok_or(DropReason::Unreachable)?;
-        let config = network.link_config(from, to);
-        let overlays = &network.overlays;
-        let plain = overlays.is_empty();
-        let loss = if plain { config.loss } else { overlays.loss(config.loss, from, to) };
-        if loss > 0.0 && link.rng.random_bool(loss) {
-            return Err(DropReason::Loss);
-        }
-        let extra_ns = if plain { 0 } else { overlays.extra_latency_ns(from, to) };
-        let transmission_ns = config.transmission_ns(size);
-        let base_ns = route_ns + extra_ns + transmission_ns;
-        let mut corrupted_msg = None;
-        if !plain && overlays.corrupt_probability > 0.0 && link.rng.random_bool(overlays.corrupt_probability) {
-            corrupted_msg = Some(msg.corrupt(rand::Rng::next_u64(&mut link.rng)).ok_or(DropReason::Corrupt)?);
-        }
-        let now = self.now.0;
-        let fifo = config.fifo;
-        let mut first_at = now + base_ns + config.sample_latency(&mut link.rng);
-        if fifo {
-            first_at = first_at.max(link.last_delivery_ns);
-            link.last_delivery_ns = first_at;
-        }
-        let mut duplicate_at = None;
-        if config.duplicate > 0.0 && link.rng.random_bool(config.duplicate) {
-            let mut at = now + base_ns + config.sample_latency(&mut link.rng);
-            if fifo {
-                at = at.max(link.last_delivery_ns);
-                link.last_delivery_ns = at;
-            }
-            duplicate_at = Some(at);
-        }
-        Ok(DeliveryPlan { first_at, duplicate_at, corrupted_msg })
     }
 
     fn trace_send(&mut self, from: NodeId, to: NodeId, msg_id: u64, msg: &N::Msg, deliver_at: Option<SimTime>) {
@@ -901,6 +861,48 @@ enum Dispatch<M> {
     Start,
     Message(NodeId, M),
     Timer(TimerId, u64),
+}
+
+/// Draws loss, latency, corruption and duplication for one message on its link.
+fn plan_delivery<M: Message>(
+    network: &mut Network,
+    link: &mut LinkState,
+    now: u64,
+    from: NodeId,
+    to: NodeId,
+    size: usize,
+    msg: &M,
+) -> Result<DeliveryPlan<M>, DropReason> {
+    let route_ns = network.topology_latency(from, to, &mut link.rng).ok_or(DropReason::Unreachable)?;
+    let config = network.link_config(from, to);
+    let overlays = &network.overlays;
+    let plain = overlays.is_empty();
+    let loss = if plain { config.loss } else { overlays.loss(config.loss, from, to) };
+    if loss > 0.0 && link.rng.random_bool(loss) {
+        return Err(DropReason::Loss);
+    }
+    let extra_ns = if plain { 0 } else { overlays.extra_latency_ns(from, to) };
+    let base_ns = route_ns + extra_ns + config.transmission_ns(size);
+    let mut corrupted_msg = None;
+    if !plain && overlays.corrupt_probability > 0.0 && link.rng.random_bool(overlays.corrupt_probability) {
+        corrupted_msg = Some(msg.corrupt(rand::Rng::next_u64(&mut link.rng)).ok_or(DropReason::Corrupt)?);
+    }
+    let fifo = config.fifo;
+    let mut first_at = now + base_ns + config.sample_latency(&mut link.rng);
+    if fifo {
+        first_at = first_at.max(link.last_delivery_ns);
+        link.last_delivery_ns = first_at;
+    }
+    let mut duplicate_at = None;
+    if config.duplicate > 0.0 && link.rng.random_bool(config.duplicate) {
+        let mut at = now + base_ns + config.sample_latency(&mut link.rng);
+        if fifo {
+            at = at.max(link.last_delivery_ns);
+            link.last_delivery_ns = at;
+        }
+        duplicate_at = Some(at);
+    }
+    Ok(DeliveryPlan { first_at, duplicate_at, corrupted_msg })
 }
 
 struct DeliveryPlan<M> {

@@ -1,0 +1,508 @@
+//! Linearizability: Wing & Gong's search with Lowe's memoisation (a cache of linearized-set and
+//! model-state pairs) over a dancing-links list of call and return entries, per key (P-compositionality).
+
+use crate::model::{compile, extends, Model, ModelOp, StateTable, Step};
+use crate::ops::{operations, HistoryError, Operation};
+use crate::verdict::{Counterexample, PlacedOp, Validity, Verdict};
+use detsim_core::history::{History, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Options of the linearizability and sequential-consistency checkers.
+#[derive(Clone, Debug)]
+pub struct LinearizabilityOptions {
+    /// Check each key on its own (P-compositionality). Linearizability is compositional, so the
+    /// verdict is the same either way; partitioning is much faster.
+    pub partition: bool,
+    /// Porcupine's stricter reading of a failed cas: it ran, saw a value other than `from`, and must
+    /// fit the order. Off by default (Jepsen/Knossos: a failed op did not happen).
+    pub strict_cas: bool,
+    /// Give up with verdict "unknown" after this much wall time.
+    pub time_budget: Option<Duration>,
+    /// The value of every object before the history starts (a register: nil; a kv key: "").
+    pub initial: Value,
+    /// Give up with verdict "unknown" when the memo cache holds this many entries (and, whatever
+    /// this says, when it would take more than 1 GiB).
+    pub max_memory_entries: usize,
+}
+
+impl Default for LinearizabilityOptions {
+    fn default() -> Self {
+        LinearizabilityOptions {
+            partition: true,
+            strict_cas: false,
+            time_budget: None,
+            initial: Value::Nil,
+            max_memory_entries: 50_000_000,
+        }
+    }
+}
+
+/// A fixed-size set of operation numbers, used as the "linearized" set in cache keys, with an
+/// incrementally maintained Zobrist hash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct BitSet {
+    words: Box<[u64]>,
+    hash: u64,
+}
+
+/// A fixed pseudo-random 64-bit number per bit (SplitMix64), so that set hashes update in O(1).
+fn zobrist(bit: usize) -> u64 {
+    let mut z = (bit as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl BitSet {
+    pub fn new(size: usize) -> Self {
+        BitSet { words: vec![0; size.div_ceil(64)].into_boxed_slice(), hash: 0 }
+    }
+    pub fn set(&mut self, bit: usize) {
+        debug_assert!(self.words[bit / 64] & (1 << (bit % 64)) == 0, "bit set twice");
+        self.words[bit / 64] |= 1 << (bit % 64);
+        self.hash ^= zobrist(bit);
+    }
+    pub fn clear(&mut self, bit: usize) {
+        debug_assert!(self.words[bit / 64] & (1 << (bit % 64)) != 0, "bit cleared twice");
+        self.words[bit / 64] &= !(1 << (bit % 64));
+        self.hash ^= zobrist(bit);
+    }
+    pub fn contains(&self, bit: usize) -> bool {
+        self.words[bit / 64] & (1 << (bit % 64)) != 0
+    }
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+}
+
+/// Lowe's memo: the set of (linearized set, model state) configurations already explored. Sets
+/// live in one flat arena; a hash map from the combined hash chains entries with equal hashes.
+pub(crate) struct ConfigCache {
+    words_per_entry: usize,
+    arena: Vec<u64>,
+    states: Vec<u32>,
+    chain: Vec<u32>,
+    heads: rustc_hash::FxHashMap<u64, u32>,
+}
+
+impl ConfigCache {
+    const END: u32 = u32::MAX;
+
+    pub fn new(words_per_entry: usize) -> Self {
+        ConfigCache {
+            words_per_entry,
+            arena: Vec::new(),
+            states: Vec::new(),
+            chain: Vec::new(),
+            heads: rustc_hash::FxHashMap::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Bytes one entry takes, roughly (for the memory budget).
+    pub fn entry_bytes(&self) -> usize {
+        self.words_per_entry * 8 + 4 + 4 + 16
+    }
+
+    /// Adds the configuration; false when it was already there.
+    pub fn insert(&mut self, set: &BitSet, state: u32) -> bool {
+        let key = set.hash ^ u64::from(state).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        let head = self.heads.get(&key).copied().unwrap_or(Self::END);
+        let mut cursor = head;
+        while cursor != Self::END {
+            let index = cursor as usize;
+            let start = index * self.words_per_entry;
+            if self.states[index] == state && self.arena[start..start + self.words_per_entry] == *set.words() {
+                return false;
+            }
+            cursor = self.chain[index];
+        }
+        let index = u32::try_from(self.states.len()).expect("fewer than 2^32 cache entries");
+        self.arena.extend_from_slice(set.words());
+        self.states.push(state);
+        self.chain.push(head);
+        self.heads.insert(key, index);
+        true
+    }
+}
+
+/// A budget: wall time and cache entries.
+pub(crate) struct Budget {
+    deadline: Option<Instant>,
+    max_entries: usize,
+    ticks: u32,
+}
+
+impl Budget {
+    /// Memory for the memo is capped at this many bytes whatever the entry limit says.
+    pub const MAX_CACHE_BYTES: usize = 1 << 30;
+
+    pub fn new(time_budget: Option<Duration>, max_entries: usize) -> Self {
+        Budget { deadline: time_budget.map(|budget| Instant::now() + budget), max_entries, ticks: 0 }
+    }
+
+    /// The entry limit for a cache whose entries take `entry_bytes` each.
+    pub fn entry_limit(&self, entry_bytes: usize) -> usize {
+        self.max_entries.min(Self::MAX_CACHE_BYTES / entry_bytes.max(1))
+    }
+
+    /// `Some(reason)` when the budget is spent. Reads the clock every 1024 calls.
+    pub fn spent(&mut self, entries: usize, entry_limit: usize, table_bytes: usize) -> Option<String> {
+        if entries > entry_limit {
+            return Some(format!("memory budget spent: {entries} cache entries"));
+        }
+        if table_bytes > Self::MAX_CACHE_BYTES {
+            return Some(format!("memory budget spent: {table_bytes} bytes of model states"));
+        }
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % 1024 == 0 {
+            if let Some(deadline) = self.deadline {
+                if Instant::now() >= deadline {
+                    return Some("time budget spent before a verdict".into());
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The outcome of one search.
+pub(crate) enum SearchOutcome {
+    Valid,
+    Invalid { prefix: Vec<(usize, u32)>, state: u32, unplaceable: usize },
+    Unknown(String),
+    OutOfSteps,
+}
+
+/// The operations a search orders: model ops with their call and return positions.
+pub(crate) struct SearchOp {
+    /// Index into the history's operations.
+    pub op_index: usize,
+    pub model_op: ModelOp,
+    pub call: usize,
+    /// `usize::MAX` when the outcome is unknown.
+    pub ret: usize,
+}
+
+/// Compiles a history's operations for `model`; dropped ops (failed, unknown reads) are left out.
+pub(crate) fn compile_all(
+    history: &History,
+    ops: &[Operation],
+    model: Model,
+    strict_cas: bool,
+) -> Result<Vec<SearchOp>, HistoryError> {
+    let mut compiled = Vec::new();
+    for op in ops {
+        if let Some(model_op) = compile(model, op, strict_cas, history)? {
+            let ret = if model_op.required { op.return_position() } else { usize::MAX };
+            compiled.push(SearchOp { op_index: op.id, model_op, call: op.invoke_index, ret });
+        }
+    }
+    Ok(compiled)
+}
+
+/// Wing & Gong / Lowe search over one partition. Entries are calls and returns sorted by position
+/// in a dancing-links list; the ops that may go next are the calls before the first return still in
+/// the list, tried in order of their calls. An unknown-outcome op's return lies after every other entry, and the search
+/// succeeds as soon as every required op is linearized (unknown ones may be left out).
+///
+/// `step_limit` bounds the number of search steps; past it the outcome is `OutOfSteps`.
+pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budget, step_limit: u64) -> SearchOutcome {
+    let count = ops.len();
+    // Entry 2i is op i's call, 2i + 1 its return; `order` sorts them; the list links them.
+    let mut order: Vec<usize> = (0..2 * count).collect();
+    let position = |entry: usize| -> (usize, usize) {
+        let op = &ops[entry / 2];
+        if entry % 2 == 0 {
+            (op.call, entry)
+        } else {
+            (op.ret, entry)
+        }
+    };
+    order.sort_by_key(|&entry| position(entry));
+    let head = 2 * count;
+    let none = usize::MAX;
+    let mut next = vec![none; 2 * count + 1];
+    let mut prev = vec![none; 2 * count + 1];
+    let mut last = head;
+    for &entry in &order {
+        next[last] = entry;
+        prev[entry] = last;
+        last = entry;
+    }
+    let mut required_left = ops.iter().filter(|op| op.model_op.required).count();
+    let mut linearized = BitSet::new(count);
+    let growth = GrowthPruning::new(ops);
+    let mut cache = ConfigCache::new(count.div_ceil(64));
+    let entry_limit = budget.entry_limit(cache.entry_bytes());
+    // Candidate lists of every open configuration, one after the other.
+    let mut candidates: Vec<usize> = Vec::new();
+    // A frame: where its candidates start, the next one to try, and, once one is placed, that op and
+    // the state before it. An op that left the state unchanged (a read that matched) is never worth
+    // undoing for another choice: any order that places it later can place it now instead, since
+    // its call precedes every pending return. So backtracking pops through such ops.
+    struct Frame {
+        start: usize,
+        next_try: usize,
+        placed: usize,
+        state_before: u32,
+    }
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut state = StateTable::INITIAL;
+    let mut best: Option<(Vec<(usize, u32)>, u32, usize)> = None;
+    let mut steps = 0u64;
+    let mut open_new = true;
+    loop {
+        if required_left == 0 {
+            return SearchOutcome::Valid;
+        }
+        if open_new {
+            // Collect the window of the new configuration.
+            let start = candidates.len();
+            let mut entry = next[head];
+            while entry != none && entry % 2 == 0 {
+                candidates.push(entry / 2);
+                entry = next[entry];
+            }
+            if growth.dead_end(&candidates[start..], state, &linearized, ops, table) {
+                candidates.truncate(start);
+            }
+            frames.push(Frame { start, next_try: start, placed: none, state_before: state });
+            open_new = false;
+        }
+        steps += 1;
+        if steps > step_limit {
+            return SearchOutcome::OutOfSteps;
+        }
+        if let Some(reason) = budget.spent(cache.len(), entry_limit, table.bytes()) {
+            return SearchOutcome::Unknown(reason);
+        }
+        let frame = frames.last_mut().expect("the search always has an open frame here");
+        let end = candidates.len();
+        let mut chosen = None;
+        while frame.next_try < end {
+            let op = candidates[frame.next_try];
+            frame.next_try += 1;
+            let op_number = u32::try_from(op).expect("fewer than 2^32 ops");
+            let Some(new_state) = table.step(state, op_number, &ops[op].model_op) else { continue };
+            linearized.set(op);
+            if cache.insert(&linearized, new_state) {
+                chosen = Some((op, new_state));
+                break;
+            }
+            linearized.clear(op);
+        }
+        if let Some((op, new_state)) = chosen {
+            frame.placed = op;
+            frame.state_before = state;
+            state = new_state;
+            for lifted in [2 * op, 2 * op + 1] {
+                next[prev[lifted]] = next[lifted];
+                if next[lifted] != none {
+                    prev[next[lifted]] = prev[lifted];
+                }
+            }
+            if ops[op].model_op.required {
+                required_left -= 1;
+            }
+            open_new = true;
+            continue;
+        }
+        // No candidate fits: this configuration is a dead end.
+        let depth = frames.len() - 1;
+        if best.as_ref().is_none_or(|(prefix, _, _)| depth > prefix.len()) {
+            let placed: Vec<(usize, u32)> = frames[..depth]
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.placed, frames.get(i + 1).map_or(state, |g| g.state_before)))
+                .collect();
+            // The op that cannot be placed: the first pending return.
+            let mut entry = next[head];
+            while entry != none && entry % 2 == 0 {
+                entry = next[entry];
+            }
+            let blocked = if entry == none { 0 } else { entry / 2 };
+            best = Some((placed, state, blocked));
+        }
+        loop {
+            let dead = frames.pop().expect("a dead-end frame exists");
+            candidates.truncate(dead.start);
+            let Some(parent) = frames.last_mut() else {
+                let (prefix, state, unplaceable) = best.expect("a best prefix was recorded just above");
+                return SearchOutcome::Invalid { prefix, state, unplaceable };
+            };
+            let undone = parent.placed;
+            let state_preserving = state == parent.state_before;
+            state = parent.state_before;
+            linearized.clear(undone);
+            for lifted in [2 * undone + 1, 2 * undone] {
+                next[prev[lifted]] = lifted;
+                if next[lifted] != none {
+                    prev[next[lifted]] = lifted;
+                }
+            }
+            if ops[undone].model_op.required {
+                required_left += 1;
+            }
+            parent.placed = none;
+            if !state_preserving {
+                break;
+            }
+            // The parent configuration is a dead end too: pop it as well.
+        }
+    }
+}
+
+/// Pruning for append-only growth: values only grow by appends, so a pending read of `v` while the
+/// object holds `s` (not a prefix of `v`) needs a write or cas that can still come before the read.
+/// When none is left, the configuration is a dead end. Sound for every model: it only looks at reads
+/// of plain values.
+struct GrowthPruning {
+    /// For each read op: the write/cas ops on its key invoked before the read returned.
+    resets_before: Vec<Option<Vec<usize>>>,
+    enabled: bool,
+}
+
+impl GrowthPruning {
+    fn new(ops: &[SearchOp]) -> Self {
+        let enabled = ops.iter().any(|op| matches!(op.model_op.step, Step::Append(_)));
+        let mut resets_before = vec![None; ops.len()];
+        if enabled {
+            let resets: Vec<usize> =
+                (0..ops.len()).filter(|&i| matches!(ops[i].model_op.step, Step::Write(_) | Step::Cas { .. })).collect();
+            for (index, op) in ops.iter().enumerate() {
+                if matches!(op.model_op.step, Step::Read(_)) && op.model_op.required {
+                    resets_before[index] = Some(
+                        resets
+                            .iter()
+                            .copied()
+                            .filter(|&r| ops[r].model_op.key == op.model_op.key && ops[r].call < op.ret)
+                            .collect(),
+                    );
+                }
+            }
+        }
+        GrowthPruning { resets_before, enabled }
+    }
+
+    fn dead_end(
+        &self,
+        window: &[usize],
+        state: u32,
+        linearized: &BitSet,
+        ops: &[SearchOp],
+        table: &StateTable,
+    ) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        window.iter().any(|&op| {
+            let (Some(resets), Step::Read(seen)) = (&self.resets_before[op], &ops[op].model_op.step) else {
+                return false;
+            };
+            let Some(current) = table.value_of(state, &ops[op].model_op.key) else { return false };
+            !extends(seen, current) && resets.iter().all(|&reset| linearized.contains(reset))
+        })
+    }
+}
+
+/// Groups compiled ops by key (each group keeps history order), or one group when not partitioning.
+pub(crate) fn partitions(compiled: Vec<SearchOp>, partition: bool) -> BTreeMap<Option<Value>, Vec<SearchOp>> {
+    let mut groups: BTreeMap<Option<Value>, Vec<SearchOp>> = BTreeMap::new();
+    for op in compiled {
+        let key = if partition { op.model_op.key.clone() } else { None };
+        groups.entry(key).or_default().push(op);
+    }
+    groups
+}
+
+/// Builds the counterexample of a failed search.
+pub(crate) fn counterexample(
+    ops: &[Operation],
+    group: &[SearchOp],
+    table: &StateTable,
+    key: Option<Value>,
+    prefix: Vec<(usize, u32)>,
+    state: u32,
+    unplaceable: usize,
+) -> Counterexample {
+    let blocked = &ops[group[unplaceable].op_index];
+    let placed: Vec<usize> = prefix.iter().map(|&(local, _)| group[local].op_index).collect();
+    let mut involved: Vec<Operation> = group
+        .iter()
+        .map(|search_op| &ops[search_op.op_index])
+        .filter(|op| {
+            op.id == blocked.id
+                || (!placed.contains(&op.id) && op.invoke_index < blocked.return_position())
+                || (placed.contains(&op.id) && !op.precedes(blocked))
+        })
+        .cloned()
+        .collect();
+    involved.sort_by_key(|op| op.id);
+    Counterexample {
+        key,
+        prefix: prefix
+            .iter()
+            .map(|&(local, after)| PlacedOp {
+                op: ops[group[local].op_index].clone(),
+                state_after: table.describe(after),
+            })
+            .collect(),
+        state: table.describe(state),
+        unplaceable: blocked.clone(),
+        involved,
+    }
+}
+
+/// Checks that `history` is linearizable with respect to `model`.
+///
+/// A malformed history (a completion without an invocation, an unknown operation for the model, ...)
+/// is an error, never a verdict.
+pub fn check_linearizable(
+    history: &History,
+    model: Model,
+    options: &LinearizabilityOptions,
+) -> Result<Verdict, HistoryError> {
+    let ops = operations(history)?;
+    let compiled = compile_all(history, &ops, model, options.strict_cas)?;
+    let mut verdict = Verdict::new("linearizable", Some(model.to_string()), ops.len());
+    let mut budget = Budget::new(options.time_budget, options.max_memory_entries);
+    let mut unknown_reason = None;
+    // Partitions are searched round-robin with a step limit that grows fourfold each round, so that
+    // one hard partition cannot hide an easy violation in another (a restart wastes at most a third).
+    let mut pending: Vec<(Option<Value>, Vec<SearchOp>)> =
+        partitions(compiled, options.partition).into_iter().collect();
+    let mut step_limit = 20_000u64;
+    while !pending.is_empty() {
+        let mut still_pending = Vec::new();
+        for (key, group) in pending {
+            let mut table = StateTable::new(model, &options.initial);
+            let outcome = search(&group, &mut table, &mut budget, step_limit);
+            match outcome {
+                SearchOutcome::Valid => {}
+                SearchOutcome::OutOfSteps => still_pending.push((key, group)),
+                SearchOutcome::Invalid { prefix, state, unplaceable } => {
+                    verdict.valid = Validity::Invalid;
+                    verdict.counterexample =
+                        Some(counterexample(&ops, &group, &table, key, prefix, state, unplaceable));
+                    return Ok(verdict);
+                }
+                SearchOutcome::Unknown(reason) => {
+                    // Go on: a later partition may still prove the history invalid.
+                    unknown_reason.get_or_insert(reason);
+                }
+            }
+        }
+        pending = still_pending;
+        step_limit = step_limit.saturating_mul(4);
+    }
+    if let Some(reason) = unknown_reason {
+        verdict.valid = Validity::Unknown;
+        verdict.reason = Some(reason);
+    }
+    Ok(verdict)
+}

@@ -1,0 +1,408 @@
+//! Running one seed of a scenario: build the protocol's simulation from the plan, schedule the
+//! faults, run to the end, measure the history, run the checks, and (with an output folder) write
+//! the run folder: history.jsonl, trace.jsonl and run.json (the contract in docs/scenario-format.md).
+
+use crate::checks::{default_model, run_check, CheckContext, CheckResult};
+use crate::format::Expect;
+use crate::load::{Diagnostic, LoadedScenario, ScenarioError};
+use crate::plan::Plan;
+use detsim_check::{LinearizabilityOptions, Validity};
+use detsim_core::{EventType, Fault, History, RunStats, SimError, SimTime};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Default wall-time budget of each check.
+pub const DEFAULT_CHECK_BUDGET_S: u64 = 20;
+
+/// Why a run did not produce an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario asks for something the protocol or the simulator rejects (bad input, exit 2).
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    /// The simulation stopped (a limit, a fault that could not apply).
+    #[error("{file}: seed {seed}: the simulation stopped: {error}\n  replay: {replay}")]
+    Simulation { file: String, seed: u64, error: SimError, replay: String },
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+}
+
+impl RunError {
+    /// The exit code for this error: 2 for bad input, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Scenario(_) | RunError::Io { .. } => 2,
+            RunError::Simulation { error: SimError::Config(_) | SimError::Fault { .. }, .. } => 2,
+            RunError::Simulation { .. } => 1,
+        }
+    }
+}
+
+/// Latency quantiles of successful operations, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// Everything one run produced that reports, sweeps and run.json need.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub scenario: String,
+    pub description: String,
+    pub file: String,
+    pub protocol: String,
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub valid: Validity,
+    pub expect: Expect,
+    pub ops: u64,
+    pub ok: u64,
+    pub fail: u64,
+    /// Unknown outcomes, including operations still pending when the run ended.
+    pub info: u64,
+    pub availability: f64,
+    pub latency_ns: LatencySummary,
+    pub messages_per_op: f64,
+    pub stats: RunStats,
+    pub sim_time_s: f64,
+    pub wall_s: f64,
+    pub checks: Vec<CheckResult>,
+    pub fault_windows: Vec<(String, u64, Option<u64>)>,
+    pub faults: Vec<(u64, Fault)>,
+    pub servers: Vec<String>,
+    pub clients: Vec<String>,
+    pub nodes: Vec<String>,
+    pub swarm: Option<serde_json::Value>,
+    pub history: History,
+}
+
+impl RunOutcome {
+    /// Whether the checks came out as the scenario expects.
+    pub fn outcome_ok(&self) -> bool {
+        match self.expect {
+            Expect::Pass => self.valid == Validity::Valid,
+            Expect::Violation => self.valid == Validity::Invalid,
+        }
+    }
+
+    /// The 16-hex-digit trace hash.
+    pub fn trace_hash_hex(&self) -> String {
+        format!("{:016x}", self.trace_hash)
+    }
+
+    /// The one-line command that replays this run.
+    pub fn replay_command(&self) -> String {
+        replay_command(&self.file, self.seed)
+    }
+
+    /// The names of the checks that found a violation (what shrinking keeps).
+    pub fn violated_checks(&self) -> Vec<String> {
+        self.checks.iter().filter(|c| c.valid == Validity::Invalid).map(|c| c.name.clone()).collect()
+    }
+
+    /// The run.json object (see docs/scenario-format.md, "The run folder").
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = self.summary_json();
+        let object = value.as_object_mut().expect("the summary is an object");
+        object.insert("description".into(), json!(self.description));
+        object.insert("wall_s".into(), json!(self.wall_s));
+        object.insert("checks".into(), json!(self.checks.iter().map(CheckResult::to_json).collect::<Vec<_>>()));
+        object.insert(
+            "fault_windows".into(),
+            json!(self
+                .fault_windows
+                .iter()
+                .map(|(kind, start, end)| json!({"kind": kind, "start_ns": start, "end_ns": end}))
+                .collect::<Vec<_>>()),
+        );
+        object.insert(
+            "faults".into(),
+            json!(self.faults.iter().map(|(at, fault)| json!({"at_ns": at, "fault": fault})).collect::<Vec<_>>()),
+        );
+        object.insert("nodes".into(), json!(self.nodes));
+        object.insert("servers".into(), json!(self.servers));
+        object.insert("clients".into(), json!(self.clients));
+        object.insert(
+            "stats".into(),
+            json!({
+                "sends": self.stats.sends, "deliveries": self.stats.deliveries, "drops": self.stats.drops,
+                "timers_fired": self.stats.timers_fired, "faults": self.stats.faults,
+                "max_queue_len": self.stats.max_queue_len,
+            }),
+        );
+        value
+    }
+
+    /// The compact, deterministic summary a sweep writes per seed (no wall time, no reports):
+    /// identical whatever the number of worker threads.
+    pub fn summary_json(&self) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        object.insert("scenario".into(), json!(self.scenario));
+        object.insert("file".into(), json!(self.file));
+        object.insert("protocol".into(), json!(self.protocol));
+        object.insert("seed".into(), json!(self.seed));
+        object.insert("trace_hash".into(), json!(self.trace_hash_hex()));
+        object.insert("valid".into(), self.valid.to_json());
+        object.insert("expect".into(), json!(self.expect.as_str()));
+        object.insert("outcome_ok".into(), json!(self.outcome_ok()));
+        object.insert("ops".into(), json!(self.ops));
+        object.insert("ok".into(), json!(self.ok));
+        object.insert("fail".into(), json!(self.fail));
+        object.insert("info".into(), json!(self.info));
+        object.insert("availability".into(), json!(self.availability));
+        object.insert(
+            "latency_ns".into(),
+            json!({"p50": self.latency_ns.p50, "p95": self.latency_ns.p95, "p99": self.latency_ns.p99, "max": self.latency_ns.max}),
+        );
+        object.insert("messages_per_op".into(), json!(self.messages_per_op));
+        object.insert("events".into(), json!(self.stats.events));
+        object.insert("sim_time_s".into(), json!(self.sim_time_s));
+        object.insert(
+            "violations".into(),
+            json!(self.violated_checks()),
+        );
+        object.insert("replay".into(), json!(self.replay_command()));
+        if let Some(swarm) = &self.swarm {
+            object.insert("swarm".into(), swarm.clone());
+        }
+        serde_json::Value::Object(object)
+    }
+}
+
+/// `detsim run FILE --seed N`.
+pub fn replay_command(file: &str, seed: u64) -> String {
+    let quoted = if file.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+        format!("'{}'", file.replace('\'', "'\\''"))
+    } else {
+        file.to_string()
+    };
+    format!("detsim run {quoted} --seed {seed}")
+}
+
+/// Where a run's trace goes.
+#[derive(Default)]
+pub enum TraceTo {
+    /// Nowhere: only the hash is computed (fastest).
+    #[default]
+    Nowhere,
+    /// A writer of JSON Lines (replay --trace filters and prints it).
+    Writer(Box<dyn Write>),
+}
+
+/// Options of one run.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Write the run folder here (history.jsonl, trace.jsonl, run.json).
+    pub out_dir: Option<PathBuf>,
+    /// Where the trace goes when there is no run folder.
+    pub trace: TraceTo,
+    /// End the run at this simulated time instead of the scenario's duration (shrinking).
+    pub duration_override_ns: Option<u64>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |error| RunError::Io { path: path.display().to_string(), error }
+}
+
+/// Nearest-rank quantile of sorted values.
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Operation counts of a history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    pub ops: u64,
+    pub ok: u64,
+    pub fail: u64,
+    /// Unknown outcomes, including operations still pending at the end.
+    pub info: u64,
+    /// Operations still pending when the run ended (counted in `info`).
+    pub pending_at_end: u64,
+}
+
+impl OpCounts {
+    /// Fraction of operations that succeeded, leaving out those the end of the run cut short
+    /// (they did not fail; the run just stopped). 1 when there were none.
+    pub fn availability(&self) -> f64 {
+        let decided = self.ops - self.pending_at_end;
+        if decided == 0 {
+            1.0
+        } else {
+            self.ok as f64 / decided as f64
+        }
+    }
+}
+
+/// Operation counts and latencies of successful operations.
+pub fn measure(history: &History) -> (OpCounts, LatencySummary) {
+    // Each process has at most one operation outstanding: pair each completion with its process'
+    // pending invocation.
+    let mut pending: BTreeMap<u64, u64> = BTreeMap::new();
+    let (mut ops, mut ok, mut fail, mut info) = (0u64, 0u64, 0u64, 0u64);
+    let mut latencies = Vec::new();
+    for event in &history.events {
+        match event.kind {
+            EventType::Invoke => {
+                ops += 1;
+                pending.insert(event.process, event.time_ns);
+            }
+            EventType::Ok => {
+                ok += 1;
+                if let Some(start) = pending.remove(&event.process) {
+                    latencies.push(event.time_ns.saturating_sub(start));
+                }
+            }
+            EventType::Fail => {
+                fail += 1;
+                pending.remove(&event.process);
+            }
+            EventType::Info => {
+                info += 1;
+                pending.remove(&event.process);
+            }
+        }
+    }
+    // Still pending at the end: outcome unknown.
+    let pending_at_end = pending.len() as u64;
+    info += pending_at_end;
+    latencies.sort_unstable();
+    let latency = LatencySummary {
+        p50: quantile(&latencies, 0.50),
+        p95: quantile(&latencies, 0.95),
+        p99: quantile(&latencies, 0.99),
+        max: latencies.last().copied().unwrap_or(0),
+    };
+    (OpCounts { ops, ok, fail, info, pending_at_end }, latency)
+}
+
+/// Runs `loaded` with `seed`.
+pub fn run_seed(loaded: &LoadedScenario, seed: u64, options: RunOptions) -> Result<RunOutcome, RunError> {
+    let plan = Plan::new(loaded, seed).map_err(|message| ScenarioError::single(&loaded.file, message))?;
+    run_plan(loaded, &plan, options)
+}
+
+/// Runs a plan built from `loaded`.
+pub fn run_plan(loaded: &LoadedScenario, plan: &Plan, options: RunOptions) -> Result<RunOutcome, RunError> {
+    let seed = plan.seed;
+    let replay = replay_command(&loaded.file, seed);
+    let mut sim = (loaded.protocol.build)(&plan.spec).map_err(|message| {
+        let (line, column) = loaded.locate("cluster.params").or_else(|| loaded.locate("cluster")).unzip();
+        ScenarioError {
+            diagnostics: vec![Diagnostic {
+                file: loaded.file.clone(),
+                line,
+                column,
+                message: format!("protocol {:?} rejected the cluster: {message}", loaded.protocol.name),
+            }],
+        }
+    })?;
+    if let Some(dir) = &options.out_dir {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let path = dir.join("trace.jsonl");
+        let file = File::create(&path).map_err(io_error(&path))?;
+        sim.stream_trace_to(Box::new(BufWriter::with_capacity(1 << 16, file)));
+    } else if let TraceTo::Writer(writer) = options.trace {
+        sim.stream_trace_to(writer);
+    }
+    let simulation_error = |error: SimError| RunError::Simulation {
+        file: loaded.file.clone(),
+        seed,
+        error,
+        replay: replay.clone(),
+    };
+    for (at, fault) in &plan.faults {
+        sim.schedule_fault(SimTime(*at), fault.clone()).map_err(simulation_error)?;
+    }
+    let end_ns = options.duration_override_ns.unwrap_or(plan.duration_ns);
+    let wall_start = Instant::now();
+    sim.run_until(SimTime(end_ns)).map_err(simulation_error)?;
+    sim.finish().map_err(simulation_error)?;
+    let wall_s = wall_start.elapsed().as_secs_f64();
+
+    let history = sim.take_history();
+    let stats = sim.stats();
+    let (counts, latency_ns) = measure(&history);
+    let OpCounts { ops, ok, fail, info, .. } = counts;
+    let availability = counts.availability();
+    let messages_per_op = if ops == 0 { 0.0 } else { stats.sends as f64 / ops as f64 };
+
+    let scenario = &plan.effective;
+    let model = match &scenario.check.model {
+        Some(name) => Some(name.parse().map_err(|message: String| ScenarioError::single(&loaded.file, message))?),
+        None => default_model(plan.workload_kind),
+    };
+    let budget_ns = scenario.check.time_budget.map_or(DEFAULT_CHECK_BUDGET_S * 1_000_000_000, |d| d.as_ns());
+    let context = CheckContext {
+        model,
+        options: LinearizabilityOptions {
+            strict_cas: scenario.check.strict_cas,
+            time_budget: Some(std::time::Duration::from_nanos(budget_ns)),
+            ..LinearizabilityOptions::default()
+        },
+        availability,
+        min_availability: scenario.check.min_availability,
+    };
+    let checks: Vec<CheckResult> = scenario.checks.iter().map(|name| run_check(name, &history, &context)).collect();
+    let valid = checks.iter().fold(Validity::Valid, |all, check| all.and(check.valid));
+
+    let nodes = sim.node_names();
+    let servers = nodes.iter().take(plan.servers).cloned().collect();
+    let clients = nodes.iter().skip(plan.servers).take(plan.clients).cloned().collect();
+    let outcome = RunOutcome {
+        scenario: loaded.name.clone(),
+        description: scenario.description.clone(),
+        file: loaded.file.clone(),
+        protocol: loaded.protocol.name.to_string(),
+        seed,
+        trace_hash: sim.trace_hash(),
+        valid,
+        expect: scenario.expect,
+        ops,
+        ok,
+        fail,
+        info,
+        availability,
+        latency_ns,
+        messages_per_op,
+        sim_time_s: end_ns as f64 / 1e9,
+        wall_s,
+        checks,
+        fault_windows: sim.fault_windows(),
+        faults: plan.faults.clone(),
+        servers,
+        clients,
+        nodes,
+        swarm: plan.swarm.clone(),
+        stats,
+        history,
+    };
+    if let Some(dir) = &options.out_dir {
+        write_run_folder(dir, &outcome)?;
+    }
+    Ok(outcome)
+}
+
+/// Writes history.jsonl and run.json into `dir` (trace.jsonl was streamed during the run).
+pub fn write_run_folder(dir: &Path, outcome: &RunOutcome) -> Result<(), RunError> {
+    let history_path = dir.join("history.jsonl");
+    let file = File::create(&history_path).map_err(io_error(&history_path))?;
+    let mut writer = BufWriter::new(file);
+    outcome.history.write_jsonl(&mut writer).map_err(io_error(&history_path))?;
+    writer.flush().map_err(io_error(&history_path))?;
+    let run_path = dir.join("run.json");
+    let text = serde_json::to_string_pretty(&outcome.to_json()).expect("run.json serialises");
+    std::fs::write(&run_path, text + "\n").map_err(io_error(&run_path))?;
+    Ok(())
+}
