@@ -35,18 +35,20 @@ impl Components {
 }
 
 /// The shortest path from `from` to `to` (as edges) through edges `allowed` accepts, staying inside
-/// `from`'s component. `None` when there is none.
+/// `from`'s component when `components` is given. `None` when there is none. `visited` is scratch
+/// space kept between calls; `generation` must differ from every earlier call's.
 pub(crate) fn shortest_path<N, E>(
     graph: &DiGraph<N, E>,
-    components: &Components,
+    components: Option<&Components>,
     from: NodeIndex,
     to: NodeIndex,
     allowed: impl Fn(&E) -> bool,
     visited: &mut Vec<u32>,
     generation: u32,
 ) -> Option<Vec<EdgeIndex>> {
-    let component = components.of_node[from.index()];
-    if components.of_node[to.index()] != component {
+    let component_of = |node: NodeIndex| components.map_or(0, |c| c.of_node[node.index()]);
+    let component = component_of(from);
+    if component_of(to) != component {
         return None;
     }
     if visited.len() < graph.node_count() {
@@ -73,7 +75,7 @@ pub(crate) fn shortest_path<N, E>(
                 path.reverse();
                 return Some(path);
             }
-            if visited[next.index()] == generation || components.of_node[next.index()] != component {
+            if visited[next.index()] == generation || component_of(next) != component {
                 continue;
             }
             visited[next.index()] = generation;

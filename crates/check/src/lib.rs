@@ -4,6 +4,7 @@
 //! [`Verdict`]. The two are never confused.
 
 pub mod availability;
+pub mod causal;
 pub mod eventual;
 mod graph;
 pub mod linear;
@@ -18,6 +19,7 @@ pub mod verdict;
 pub use availability::{
     availability, availability_with_model, AvailabilityReport, FaultWindow, LatencyQuantiles, OutcomeCounts, StaleRead,
 };
+pub use causal::{check_causal, CausalOptions};
 pub use eventual::{check_eventual, EventualOptions};
 pub use linear::{check_linearizable, LinearizabilityOptions};
 pub use model::Model;

@@ -490,7 +490,7 @@ fn check_register<'a>(
             continue;
         }
         let generation = u32::try_from(reported.len()).expect("fewer than 2^32 components");
-        let path = shortest_path(&graph, &components, to, from, |_| true, &mut visited, generation)
+        let path = shortest_path(&graph, Some(&components), to, from, |_| true, &mut visited, generation)
             .expect("an edge inside a strongly connected component closes a cycle");
         let mut cycle = vec![edge_index];
         cycle.extend(path);
