@@ -130,6 +130,7 @@ fn causal_anomalies(ops: &[Operation], options: &CausalOptions) -> Result<Vec<An
                     name: "ThinAirRead".into(),
                     explanation: format!("#{} read {seen} from key {}, {why}", op.id, describe_key(&op.key)),
                     ops: involved,
+                    steps: Vec::new(),
                 });
             }
         }
@@ -213,6 +214,7 @@ fn causal_anomalies(ops: &[Operation], options: &CausalOptions) -> Result<Vec<An
             name: "CyclicCO".into(),
             explanation: format!("the causal order has a cycle: {}", spell(&graph, &cycle)),
             ops: ops_on(&graph, &[&cycle]),
+            steps: Vec::new(),
         });
     }
     if cyclic {
@@ -287,6 +289,7 @@ fn causal_anomalies(ops: &[Operation], options: &CausalOptions) -> Result<Vec<An
                         spell(&graph, &path)
                     ),
                     ops: ops_on(&graph, &[&path]),
+                    steps: Vec::new(),
                 });
             }
             Some(first) => {
@@ -317,6 +320,7 @@ fn causal_anomalies(ops: &[Operation], options: &CausalOptions) -> Result<Vec<An
                         spell(&graph, &after)
                     ),
                     ops: ops_on(&graph, &[&before, &after]),
+                    steps: Vec::new(),
                 });
             }
         }

@@ -165,6 +165,7 @@ fn check_key(
                 first.id, first.output, disagreeing[0].id, disagreeing[0].output
             ),
             ops: involved,
+            steps: Vec::new(),
         });
         return KeyJudgement::Judged;
     }
@@ -200,6 +201,7 @@ fn check_collection(
                 final_read.id, final_read.output
             ),
             ops: vec![final_read.clone()],
+            steps: Vec::new(),
         });
         return;
     };
@@ -221,6 +223,7 @@ fn check_collection(
                 lost[0].id
             ),
             ops: involved,
+            steps: Vec::new(),
         });
     }
     for element in &seen.items {
@@ -234,6 +237,7 @@ fn check_collection(
                     final_read.id
                 ),
                 ops: vec![final_read.clone()],
+                steps: Vec::new(),
             });
         } else if writers.iter().all(|op| op.outcome == Outcome::Fail) {
             let mut involved: Vec<Operation> = writers.iter().map(|&op| op.clone()).collect();
@@ -245,6 +249,7 @@ fn check_collection(
                     final_read.id, writers[0].id
                 ),
                 ops: involved,
+                steps: Vec::new(),
             });
         }
     }
@@ -256,6 +261,7 @@ fn check_counter(final_read: &Operation, updates: &[&Operation], key: &str, anom
             name: "garbage-read".into(),
             explanation: format!("key {key}: final read #{} of a counter saw {}", final_read.id, final_read.output),
             ops: vec![final_read.clone()],
+            steps: Vec::new(),
         });
         return;
     };
@@ -282,8 +288,7 @@ fn check_counter(final_read: &Operation, updates: &[&Operation], key: &str, anom
                 "key {key}: final read #{} saw {count}, but the acknowledged and unknown increments allow only {low}..={high}",
                 final_read.id
             ),
-            ops: involved,
-        });
+            ops: involved, steps: Vec::new() });
     }
 }
 
@@ -312,14 +317,14 @@ fn check_register(
                         "key {key}: final read #{} saw the initial value {agreed}, losing every write (#{} was acknowledged)",
                         final_read.id, first.id
                     ),
-                    ops: vec![(*first).clone(), final_read.clone()],
-                });
+                    ops: vec![(*first).clone(), final_read.clone()], steps: Vec::new() });
             }
         } else {
             anomalies.push(Anomaly {
                 name: "garbage-read".into(),
                 explanation: format!("key {key}: final read #{} saw {agreed}, which nothing wrote", final_read.id),
                 ops: vec![final_read.clone()],
+                steps: Vec::new(),
             });
         }
         return;
@@ -332,6 +337,7 @@ fn check_register(
                 final_read.id, writers[0].id
             ),
             ops: vec![writers[0].clone(), final_read.clone()],
+            steps: Vec::new(),
         });
         return;
     }
@@ -353,7 +359,6 @@ fn check_register(
                 "key {key}: the final value {agreed} (written by #{}) won over #{}, which was acknowledged and began after #{} ended",
                 writer.id, later.id, writer.id
             ),
-            ops: vec![writer.clone(), (*later).clone(), final_read.clone()],
-        });
+            ops: vec![writer.clone(), (*later).clone(), final_read.clone()], steps: Vec::new() });
     }
 }

@@ -14,8 +14,12 @@ pub(crate) struct Components {
 
 impl Components {
     pub fn new<N, E>(graph: &DiGraph<N, E>) -> Self {
-        let sccs = petgraph::algo::tarjan_scc(graph);
-        let mut of_node = vec![usize::MAX; graph.node_count()];
+        Self::from_sccs(petgraph::algo::tarjan_scc(graph), graph.node_count())
+    }
+
+    /// From the strongly connected components of a graph with `node_count` nodes.
+    pub fn from_sccs(sccs: Vec<Vec<NodeIndex>>, node_count: usize) -> Self {
+        let mut of_node = vec![usize::MAX; node_count];
         let mut sizes = Vec::with_capacity(sccs.len());
         for (component, nodes) in sccs.iter().enumerate() {
             for node in nodes {

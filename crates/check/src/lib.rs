@@ -5,6 +5,7 @@
 
 pub mod availability;
 pub mod causal;
+pub mod elle;
 pub mod eventual;
 mod graph;
 pub mod linear;
@@ -20,6 +21,7 @@ pub use availability::{
     availability, availability_with_model, AvailabilityReport, FaultWindow, LatencyQuantiles, OutcomeCounts, StaleRead,
 };
 pub use causal::{check_causal, CausalOptions};
+pub use elle::{check_transactions, TxnModel, TxnOptions};
 pub use eventual::{check_eventual, EventualOptions};
 pub use linear::{check_linearizable, LinearizabilityOptions};
 pub use model::Model;

@@ -69,7 +69,7 @@ impl fmt::Display for Operation {
         }
         match self.outcome {
             Outcome::Ok => {
-                let is_read = matches!(self.f.as_str(), "read" | "get");
+                let is_read = matches!(self.f.as_str(), "read" | "get" | "txn");
                 if is_read || !self.output.is_nil() && self.output != self.input {
                     write!(f, " -> {}", self.output)
                 } else {

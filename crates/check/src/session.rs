@@ -141,7 +141,7 @@ fn sessions<'a>(ops: &'a [Operation], key_ops: &KeyOps) -> BTreeMap<ProcessId, V
 }
 
 fn anomaly(guarantee: SessionGuarantee, explanation: String, ops: &[&Operation]) -> Anomaly {
-    Anomaly { name: guarantee.name().into(), explanation, ops: ops.iter().map(|&op| op.clone()).collect() }
+    Anomaly::new(guarantee.name(), explanation, ops.iter().map(|&op| op.clone()).collect())
 }
 
 fn check_collection(ops: &[Operation], key_ops: &KeyOps, guarantee: SessionGuarantee, anomalies: &mut Vec<Anomaly>) {
@@ -513,11 +513,11 @@ fn check_register<'a>(
         anomalies.push(Anomaly {
             name: guarantee.name().into(),
             explanation: format!(
-                "key {key}: no order of versions satisfies {guarantee}; it would need {} ({})",
-                order.join(" < "),
-                steps.join("; ")
+                "key {key}: no order of versions satisfies {guarantee}; it would need {}",
+                order.join(" < ")
             ),
             ops: involved.into_iter().cloned().collect(),
+            steps,
         });
     }
     Ok(())
