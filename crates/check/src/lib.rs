@@ -5,6 +5,7 @@
 
 pub mod availability;
 pub mod causal;
+pub mod consistency;
 pub mod elle;
 pub mod eventual;
 mod graph;
@@ -21,6 +22,7 @@ pub use availability::{
     availability, availability_with_model, AvailabilityReport, FaultWindow, LatencyQuantiles, OutcomeCounts, StaleRead,
 };
 pub use causal::{check_causal, CausalOptions};
+pub use consistency::{check_history, CheckOptions, Consistency};
 pub use elle::{check_transactions, TxnModel, TxnOptions};
 pub use eventual::{check_eventual, EventualOptions};
 pub use linear::{check_linearizable, LinearizabilityOptions};
