@@ -244,15 +244,17 @@ impl<'a> EdnReader<'a> {
             }
             b'[' | b'(' => {
                 let close = if byte == b'[' { b']' } else { b')' };
+                let opened = (self.line, self.column());
                 self.bump();
-                self.read_sequence(close).map(Edn::Vector)
+                self.read_sequence(close, opened).map(Edn::Vector)
             }
             b'#' => {
+                let opened = (self.line, self.column());
                 self.bump();
                 match self.peek() {
                     Some(b'{') => {
                         self.bump();
-                        self.read_sequence(b'}').map(Edn::Vector)
+                        self.read_sequence(b'}', opened).map(Edn::Vector)
                     }
                     Some(b'_') => {
                         self.bump();
@@ -280,7 +282,8 @@ impl<'a> EdnReader<'a> {
         }
     }
 
-    fn read_sequence(&mut self, close: u8) -> Result<Vec<Edn>, ParseError> {
+    /// Reads items up to `close`; `opened` is where the opening bracket was (for error messages).
+    fn read_sequence(&mut self, close: u8, opened: (usize, usize)) -> Result<Vec<Edn>, ParseError> {
         let mut items = Vec::new();
         loop {
             self.skip_blank();
@@ -289,7 +292,18 @@ impl<'a> EdnReader<'a> {
                     self.bump();
                     return Ok(items);
                 }
-                None => return Err(self.error(format!("unexpected end of input, expected `{}`", close as char))),
+                Some(byte @ (b'}' | b']' | b')')) => {
+                    return Err(self.error(format!(
+                        "expected `{}` to close the sequence opened at {}:{}, found `{}`",
+                        close as char, opened.0, opened.1, byte as char
+                    )))
+                }
+                None => {
+                    return Err(self.error(format!(
+                        "unexpected end of input, expected `{}` to close the sequence opened at {}:{}",
+                        close as char, opened.0, opened.1
+                    )))
+                }
                 _ => items.push(self.read()?),
             }
         }
@@ -621,7 +635,8 @@ mod tests {
             assert_eq!((error.line, error.column), (line, column), "{error}");
         };
         check("{:process 0, :type :invoke, :f :read}\n{:process 1, :type :bogus, :f :read}\n", None, 2, 1);
-        check("{:process 0, :type :invoke, :f :read, :value [1 2}\n", None, 1, 49);
+        // The `}` at column 50 cannot close the `[` opened at column 46.
+        check("{:process 0, :type :invoke, :f :read, :value [1 2}\n", None, 1, 50);
         check("INFO  jepsen.util - x\t:invoke\t:read\tnil\n", None, 1, 21);
         check("INFO  jepsen.util - 1\t:invoke\t:read\t[1 2\n", None, 1, 41);
         check("{\"index\":0}\n", Some(Format::Jsonl), 1, 11);
