@@ -8,8 +8,8 @@ pub mod load;
 pub mod plan;
 pub mod run;
 pub mod schema;
-pub mod units;
 pub mod toy;
+pub mod units;
 pub mod validate;
 
 pub use format::{Expect, FaultKind, FaultSpec, Scenario};
