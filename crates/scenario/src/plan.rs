@@ -439,12 +439,13 @@ impl Plan {
     }
 
     /// The effective scenario with the nemesis' windows written out as scripted faults and the
-    /// nemesis removed: the same run, as a scenario a person can read and edit (used by shrink).
+    /// nemesis removed: the same run (the same trace hash), as a scenario a person can read and edit
+    /// (used by shrink). The nemesis' faults follow the scripted ones, in the order the plan
+    /// schedules them, so that faults at equal times keep their order.
     pub fn materialized(&self) -> Scenario {
         let mut scenario = self.effective.clone();
         scenario.nemesis = None;
         scenario.faults.extend(self.nemesis_faults.iter().cloned());
-        scenario.faults.sort_by_key(|f| f.at);
         scenario.seed = self.seed;
         scenario
     }
