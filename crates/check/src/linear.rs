@@ -159,7 +159,7 @@ impl Budget {
             return Some(format!("memory budget spent: {table_bytes} bytes of model states"));
         }
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % 1024 == 0 {
+        if self.ticks.is_multiple_of(1024) {
             if let Some(deadline) = self.deadline {
                 if Instant::now() >= deadline {
                     return Some("time budget spent before a verdict".into());
@@ -217,7 +217,7 @@ pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budg
     let mut order: Vec<usize> = (0..2 * count).collect();
     let position = |entry: usize| -> (usize, usize) {
         let op = &ops[entry / 2];
-        if entry % 2 == 0 {
+        if entry.is_multiple_of(2) {
             (op.call, entry)
         } else {
             (op.ret, entry)
@@ -255,7 +255,9 @@ pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budg
     }
     let mut frames: Vec<Frame> = Vec::new();
     let mut state = StateTable::INITIAL;
-    let mut best: Option<(Vec<(usize, u32)>, u32, usize)> = None;
+    // The longest dead-end prefix found: (placed op, state after) pairs, the state, the blocked op.
+    type Best = (Vec<(usize, u32)>, u32, usize);
+    let mut best: Option<Best> = None;
     let mut steps = 0u64;
     let mut open_new = true;
     loop {
