@@ -103,6 +103,15 @@ impl ConfigCache {
         self.states.len()
     }
 
+    /// Empties the cache for sets of `words_per_entry` words, keeping its allocations.
+    pub fn reset(&mut self, words_per_entry: usize) {
+        self.words_per_entry = words_per_entry;
+        self.arena.clear();
+        self.states.clear();
+        self.chain.clear();
+        self.heads.clear();
+    }
+
     /// Bytes one entry takes, roughly (for the memory budget).
     pub fn entry_bytes(&self) -> usize {
         self.words_per_entry * 8 + 4 + 4 + 16
@@ -211,7 +220,13 @@ pub(crate) fn compile_all(
 /// succeeds as soon as every required op is linearized (unknown ones may be left out).
 ///
 /// `step_limit` bounds the number of search steps; past it the outcome is `OutOfSteps`.
-pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budget, step_limit: u64) -> SearchOutcome {
+pub(crate) fn search(
+    ops: &[SearchOp],
+    table: &mut StateTable,
+    cache: &mut ConfigCache,
+    budget: &mut Budget,
+    step_limit: u64,
+) -> SearchOutcome {
     let count = ops.len();
     // Entry 2i is op i's call, 2i + 1 its return; `order` sorts them; the list links them.
     let mut order: Vec<usize> = (0..2 * count).collect();
@@ -237,7 +252,7 @@ pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budg
     let mut required_left = ops.iter().filter(|op| op.model_op.required).count();
     let mut linearized = BitSet::new(count);
     let growth = GrowthPruning::new(ops);
-    let mut cache = ConfigCache::new(count.div_ceil(64));
+    cache.reset(count.div_ceil(64));
     let entry_limit = budget.entry_limit(cache.entry_bytes());
     // Candidate lists of every open configuration, one after the other.
     let mut candidates: Vec<usize> = Vec::new();
@@ -481,11 +496,14 @@ pub fn check_linearizable(
     let mut pending: Vec<(Option<Value>, Vec<SearchOp>)> =
         partitions(compiled, options.partition).into_iter().collect();
     let mut step_limit = 20_000u64;
+    let mut table = StateTable::new(model, &options.initial);
+    let mut cache = ConfigCache::new(1);
     while !pending.is_empty() {
         let mut still_pending = Vec::new();
         for (key, group) in pending {
-            let mut table = StateTable::new(model, &options.initial);
-            let outcome = search(&group, &mut table, &mut budget, step_limit);
+            // One table and one cache for every partition: cleared, their allocations reused.
+            table.reset();
+            let outcome = search(&group, &mut table, &mut cache, &mut budget, step_limit);
             match outcome {
                 SearchOutcome::Valid => {}
                 SearchOutcome::OutOfSteps => still_pending.push((key, group)),
