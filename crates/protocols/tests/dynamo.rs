@@ -1,16 +1,20 @@
 //! The Dynamo-style quorum store under a seeded nemesis: available through partitions, converged
-//! after the heal, yet not linearizable on some seeds (the AP side of CAP); with strict quorums,
-//! R + W > N and good clocks no read misses a completed write; the bug switches (R + W <= N sold as
-//! strong, read repair that restamps) are caught by the stale-read check within 1,000 seeds.
+//! after the heal (the eventual-convergence checker agrees), yet not linearizable on some seeds —
+//! the AP side of CAP; last-writer-wins under clock faults loses acknowledged writes on some seeds;
+//! with strict quorums, R + W > N and good clocks no read misses a completed write; the bug switches
+//! (R + W <= N sold as strong, read repair that restamps) are caught by the availability report's
+//! stale-read count within 1,000 seeds.
 
-use detsim_check::{check_linearizable, LinearizabilityOptions, Model, Validity};
-use detsim_core::{EventType, History, HistoryEvent, NodeId, SimTime, Simulation, Value};
+use detsim_check::{
+    availability_with_model, check_eventual, check_linearizable, operations, EventualOptions, FaultWindow,
+    LinearizabilityOptions, Model, Validity,
+};
+use detsim_core::{EventType, History, NodeId, Op, SimTime, Simulation, Value};
 use detsim_protocols::dynamo::{self, DynamoNode};
 use detsim_protocols::workload::nemesis::{NemesisOptions, NemesisPlan};
 use detsim_protocols::workload::ClusterLayout;
 use detsim_protocols::{ClusterSpec, WorkloadKind, WorkloadSpec};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const HEAL_AT_MS: u64 = 2_500;
@@ -60,13 +64,9 @@ fn run(seed: u64, params: serde_json::Value, options: &NemesisOptions) -> Run {
     let mut sim = dynamo::build_simulation(&spec).expect("valid spec");
     plan.run(&mut sim, SimTime::from_millis(END_MS), |_| None).expect("run completes");
     let divergence = divergence(&sim, servers);
-    Run {
-        history: sim.take_history(),
-        description: plan.description.clone(),
-        servers,
-        divergence,
-        trace_hash: sim.trace_hash(),
-    }
+    let mut history = sim.take_history();
+    append_final_reads(&sim, servers, &mut history);
+    Run { history, description: plan.description.clone(), servers, divergence, trace_hash: sim.trace_hash() }
 }
 
 /// Every key's home replicas hold the same versions, and no hint waits for delivery.
@@ -103,88 +103,64 @@ fn linearizable(history: &History) -> Validity {
     check_linearizable(history, Model::CasRegister, &options).expect("well-formed history").valid
 }
 
-/// Reads that miss a completed write: a read returns `x` although some write `w` completed before
-/// the read began, and the write of `x` had completed before `w` began (so `x` was overwritten in
-/// real time before the read was even asked). A nil read is stale when any write completed before
-/// it. This is what strict quorums with R + W > N promise, and what linearizability adds to it is
-/// the ordering of concurrent operations, which this check leaves alone.
-fn stale_reads(history: &History) -> Vec<String> {
-    #[derive(Clone)]
-    struct Write {
-        invoke_ns: u64,
-        complete_ns: Option<u64>,
-    }
-    let mut invoked: BTreeMap<u64, &HistoryEvent> = BTreeMap::new();
-    let mut writes: BTreeMap<(Value, Value), Write> = BTreeMap::new();
-    let mut reads: Vec<(Value, Value, u64)> = Vec::new();
-    for event in &history.events {
-        let key = event.key.clone().unwrap_or_default();
-        match event.kind {
-            EventType::Invoke => {
-                invoked.insert(event.process, event);
-                if event.f == "write" {
-                    writes.insert((key, event.value.clone()), Write { invoke_ns: event.time_ns, complete_ns: None });
-                }
-            }
-            kind => {
-                let Some(invoke) = invoked.remove(&event.process) else { continue };
-                match (kind, event.f.as_str()) {
-                    (EventType::Ok, "write") => {
-                        if let Some(w) = writes.get_mut(&(key, event.value.clone())) {
-                            w.complete_ns = Some(event.time_ns);
-                        }
-                    }
-                    (EventType::Ok, "read") => reads.push((key, event.value.clone(), invoke.time_ns)),
-                    _ => {}
-                }
-            }
+/// The test reads every key at every home replica directly once the run is over (each read its
+/// own process, the value that replica alone would return), so the eventual-convergence checker has
+/// final reads after the quiet point.
+fn append_final_reads(sim: &Simulation<DynamoNode>, servers: usize, history: &mut History) {
+    let mut at_ns = END_MS * 1_000_000;
+    let Some(any) = (0..servers as u32).find_map(|i| sim.node(NodeId(i)).and_then(DynamoNode::server)) else {
+        return;
+    };
+    for key in 0..KEYS as i64 {
+        let key = Value::Int(key);
+        for home in any.homes(&key) {
+            let Some(replica) = sim.node(home).and_then(DynamoNode::server) else { continue };
+            let process = FINAL_READ_PROCESS + (key.as_int().expect("int key") as u64) * 64 + u64::from(home.0);
+            let node = Some(format!("n{}", home.0 + 1));
+            history.push(
+                at_ns,
+                process,
+                EventType::Invoke,
+                Op::new("read", Some(key.clone()), Value::Nil),
+                None,
+                node.clone(),
+            );
+            let read = Op::new("read", Some(key.clone()), replica.resolved(&key));
+            history.push(at_ns + 1, process, EventType::Ok, read, None, node);
+            at_ns += 2;
         }
     }
-    let mut stale = Vec::new();
-    for (key, value, read_invoke_ns) in reads {
-        // Writes of this key that completed before the read began.
-        let mut done_before = writes
-            .iter()
-            .filter(|((k, _), w)| *k == key && w.complete_ns.is_some_and(|c| c < read_invoke_ns))
-            .map(|((_, v), w)| (v, w));
-        let missed = if value.is_nil() {
-            done_before.next().map(|(v, _)| v.clone())
-        } else {
-            let Some(read_write) = writes.get(&(key.clone(), value.clone())) else {
-                stale.push(format!("read of key {key} returned {value}, which nobody wrote"));
-                continue;
-            };
-            let overwritten_by =
-                read_write.complete_ns.and_then(|c| done_before.find(|(_, w)| w.invoke_ns > c).map(|(v, _)| v.clone()));
-            overwritten_by
-        };
-        if let Some(newer) = missed {
-            stale.push(format!(
-                "read of key {key} invoked at {read_invoke_ns}ns returned {value}, but the write of {newer} had completed"
-            ));
-        }
-    }
-    stale
 }
 
-/// The share of operations invoked before the heal that completed `ok` (cas excluded: Dynamo
-/// refuses it by design, an answer but not a service).
-fn availability(history: &History) -> (u64, u64) {
-    let mut invoked: BTreeMap<u64, u64> = BTreeMap::new();
-    let (mut ok, mut total) = (0, 0);
-    for event in &history.events {
-        if event.kind == EventType::Invoke {
-            invoked.insert(event.process, event.time_ns);
-            continue;
-        }
-        let Some(invoke_ns) = invoked.remove(&event.process) else { continue };
-        if event.f == "cas" || invoke_ns >= HEAL_AT_MS * 1_000_000 {
-            continue;
-        }
-        total += 1;
-        ok += u64::from(event.kind == EventType::Ok);
-    }
-    (ok, total)
+/// Process ids of the test's final reads (far above any client's).
+const FINAL_READ_PROCESS: u64 = 1 << 40;
+
+/// The eventual-convergence checker's anomalies (empty: converged and nothing acknowledged lost).
+fn eventual_anomalies(history: &History) -> Vec<(String, String)> {
+    let ops = operations(history).expect("well-formed history");
+    let options = EventualOptions {
+        heal_ns: Some(HEAL_AT_MS * 1_000_000),
+        // Only the final reads at the end count: clients' reads right after the last write may lag.
+        settle_ns: (END_MS - HEAL_AT_MS) * 1_000_000,
+        model: Some(Model::Register),
+        ..EventualOptions::default()
+    };
+    let verdict = check_eventual(&ops, &options);
+    assert_ne!(verdict.valid, Validity::Unknown, "final reads were judged: {:?}", verdict.reason);
+    verdict.anomalies.into_iter().map(|a| (a.name, a.explanation)).collect()
+}
+
+/// The availability report of the clients' operations (cas left out: Dynamo refuses it by design,
+/// an answer but not a service): the share that succeeded while faults were on, and the reads that
+/// missed a write acknowledged before they began.
+fn report(history: &History) -> detsim_check::AvailabilityReport {
+    let ops: Vec<_> = operations(history)
+        .expect("well-formed history")
+        .into_iter()
+        .filter(|op| op.f != "cas" && op.process < FINAL_READ_PROCESS)
+        .collect();
+    let faults = [FaultWindow::new(0, HEAL_AT_MS * 1_000_000)];
+    availability_with_model(&ops, &faults, Some(Model::Register))
 }
 
 fn seeds() -> std::ops::Range<u64> {
@@ -197,7 +173,7 @@ fn dynamo_stays_available_and_converges_yet_is_not_linearizable() {
     let started = Instant::now();
     let options = nemesis(true);
     let (mut ok, mut total) = (0, 0);
-    let mut non_linearizable = Vec::new();
+    let (mut non_linearizable, mut lost_writes) = (Vec::new(), Vec::new());
     let mut worst = (f64::MAX, 0);
     for seed in seeds() {
         let run = run(seed, json!({}), &options);
@@ -208,10 +184,18 @@ fn dynamo_stays_available_and_converges_yet_is_not_linearizable() {
             run.divergence,
             run.description
         );
-        let (seed_ok, seed_total) = availability(&run.history);
-        ok += seed_ok;
-        total += seed_total;
-        let share = seed_ok as f64 / seed_total.max(1) as f64;
+        // Converged by the checker too: final reads agree and hold written values. Losing an
+        // acknowledged write is allowed here, and counted: last-writer-wins under clock faults.
+        let anomalies = eventual_anomalies(&run.history);
+        let bad: Vec<_> = anomalies.iter().filter(|(name, _)| name != "lost-write").collect();
+        assert!(bad.is_empty(), "seed {seed}: {bad:#?}; faults: {:#?}", run.description);
+        if !anomalies.is_empty() {
+            lost_writes.push(seed);
+        }
+        let inside = report(&run.history).inside_faults;
+        ok += inside.ok;
+        total += inside.ops;
+        let share = inside.success_fraction.unwrap_or(1.0);
         if share < worst.0 {
             worst = (share, seed);
         }
@@ -221,17 +205,37 @@ fn dynamo_stays_available_and_converges_yet_is_not_linearizable() {
     }
     let share = ok as f64 / total.max(1) as f64;
     eprintln!(
-        "dynamo over {} seeds ({:?}): {ok} of {total} operations during faults ok ({:.1}%, worst seed {} at {:.1}%), \
-         not linearizable on {} seeds (smallest {:?})",
+        "dynamo over {} seeds ({:?}): {ok} of {total} operations during faults ok ({:.1}%, worst seed {} at {:.1}%); \
+         not linearizable on {} seeds (smallest {:?}); last-writer-wins lost an acknowledged write on {} seeds \
+         (smallest {:?})",
         seeds().end,
         started.elapsed(),
         share * 100.0,
         worst.1,
         worst.0 * 100.0,
         non_linearizable.len(),
-        non_linearizable.first()
+        non_linearizable.first(),
+        lost_writes.len(),
+        lost_writes.first(),
     );
+    // Available: almost every operation during the faults succeeds (a CP store loses whole sides).
+    assert!(share > 0.95, "only {:.1}% of operations succeeded during faults", share * 100.0);
+    assert!(worst.0 > 0.75, "seed {} served only {:.1}% during faults", worst.1, worst.0 * 100.0);
     assert!(!non_linearizable.is_empty(), "an AP store should fail linearizability on some seed");
+    assert!(!lost_writes.is_empty(), "last-writer-wins under clock faults should lose a write on some seed");
+}
+
+#[test]
+fn without_clock_faults_or_resends_dynamo_loses_no_acknowledged_write() {
+    // Timestamps from good clocks order writes as real time does, and without resends no old
+    // write is coordinated twice: the converged value is then always a latest write.
+    let options = nemesis(false);
+    for seed in seeds() {
+        let run = run(seed, json!({ "client_resend_ms": null }), &options);
+        assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
+        let anomalies = eventual_anomalies(&run.history);
+        assert!(anomalies.is_empty(), "seed {seed}: {anomalies:#?}; faults: {:#?}", run.description);
+    }
 }
 
 /// Strict quorums (no fallbacks) that intersect, clocks without faults and clients that do not
@@ -257,12 +261,16 @@ fn strict_intersecting_quorums_never_miss_a_completed_write() {
     let mut reads = 0;
     for seed in seeds() {
         let run = run(seed, strict(json!({})), &options);
-        let stale = stale_reads(&run.history);
-        assert!(stale.is_empty(), "seed {seed}: stale reads {stale:#?}; faults: {:#?}", run.description);
+        let report = report(&run.history);
+        assert_eq!(
+            report.stale_reads, 0,
+            "seed {seed}: stale read {:#?}; faults: {:#?}",
+            report.worst_stale_read, run.description
+        );
         assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
-        reads += run.history.events.iter().filter(|e| e.kind == EventType::Ok && e.f == "read").count();
+        reads += report.reads;
     }
-    assert!(reads > 1_000, "the check saw reads: {reads}");
+    assert!(reads > 1_000, "the check judged reads: {reads}");
 }
 
 #[test]
@@ -279,11 +287,17 @@ fn smallest_stale_seed(name: &str, params: serde_json::Value) -> u64 {
     let options = nemesis(false);
     for seed in 0..1_000 {
         let run = run(seed, params.clone(), &options);
-        let stale = stale_reads(&run.history);
-        if let Some(first) = stale.first() {
+        let report = report(&run.history);
+        if let Some(stale) = &report.worst_stale_read {
             eprintln!(
-                "dynamo mutant {name}: smallest failing seed {seed} ({:?}): {first}; faults:\n  {}",
+                "dynamo mutant {name}: smallest failing seed {seed} ({:?}): {} of {} reads stale, worst by {}ms \
+                 (read {} missed write {}); faults:\n  {}",
                 started.elapsed(),
+                report.stale_reads,
+                report.reads,
+                stale.staleness_ns / 1_000_000,
+                stale.read.output,
+                stale.missed.input,
                 run.description.join("\n  ")
             );
             return seed;
