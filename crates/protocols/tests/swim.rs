@@ -3,6 +3,7 @@
 //! group merges again after the heal (reconnect probes; without them it stays split), the load per
 //! member and the time to first suspicion do not grow with the group, and the no-suspicion bug
 //! shows as false positives.
+
 use detsim_core::{Fault, LatencyDist, NodeId, SimTime, Simulation};
 use detsim_protocols::swim::{self, Status, SwimNode, SwimParams};
 use detsim_protocols::{ClusterSpec, WorkloadKind, WorkloadSpec};
