@@ -86,11 +86,11 @@ fn last_json(output: &Output) -> serde_json::Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("the last line is JSON ({e}): {last}"))
 }
 
-/// A short Raft scenario with a read bug that a partition nemesis exposes on most seeds, expecting a
-/// pass (so a violating seed exits 1).
+/// A short Raft scenario with a read bug that a partition nemesis exposes on some seeds, expecting a
+/// pass (so a violating seed exits 1). `seed` is filled in by [`buggy_raft`].
 const BUGGY_RAFT: &str = r#"
 description = "Raft answering reads from a deposed leader."
-seed = 3
+seed = SEED
 duration = "8s"
 checks = ["linearizable"]
 
@@ -109,6 +109,19 @@ faults = ["partition"]
 interval = "1s"
 fault_duration = "1s"
 "#;
+
+/// Writes BUGGY_RAFT into `scratch` with its first violating seed (found by a sweep) as `seed`;
+/// returns the file and the seed.
+fn buggy_raft(scratch: &Scratch) -> (PathBuf, u64) {
+    let probe = scratch.write("probe.toml", &BUGGY_RAFT.replace("SEED", "1"));
+    let output = detsim(
+        &scratch.0,
+        &["sweep", probe.to_str().expect("UTF-8"), "--seeds", "1..80", "--out", "probe.jsonl", "--json"],
+    );
+    let totals = last_json(&output);
+    let seed = totals["failing"][0].as_u64().unwrap_or_else(|| panic!("some seed of 1..80 exposes the bug: {totals}"));
+    (scratch.write("buggy.toml", &BUGGY_RAFT.replace("SEED", &seed.to_string())), seed)
+}
 
 #[test]
 fn run_exits_0_as_expected_and_prints_the_json_contract() {
@@ -159,16 +172,17 @@ fn run_exits_0_as_expected_and_prints_the_json_contract() {
 #[test]
 fn run_exits_1_when_the_outcome_is_not_what_the_scenario_expects() {
     let scratch = Scratch::new("unexpected");
-    let file = scratch.write("buggy.toml", BUGGY_RAFT);
+    let (file, seed) = buggy_raft(&scratch);
     let output = detsim(&scratch.0, &["run", file.to_str().expect("UTF-8"), "--no-out"]);
     assert_eq!(code(&output), 1, "a violation where a pass is expected: {}", stdout(&output));
     let text = stdout(&output);
     assert!(text.contains("linearizable: INVALID"), "{text}");
     assert!(text.contains("but the scenario expects pass"), "{text}");
-    assert!(text.contains(&format!("detsim run {} --seed 3", file.display())), "the replay command: {text}");
+    assert!(text.contains(&format!("detsim run {} --seed {seed}", file.display())), "the replay command: {text}");
 
     // The same seed with the expectation flipped is as expected.
-    let flipped = scratch.write("flipped.toml", &BUGGY_RAFT.replace("seed = 3", "seed = 3\nexpect = \"violation\""));
+    let text = std::fs::read_to_string(&file).expect("the scenario");
+    let flipped = scratch.write("flipped.toml", &text.replace("checks = [", "expect = \"violation\"\nchecks = ["));
     let output = detsim(&scratch.0, &["run", flipped.to_str().expect("UTF-8"), "--no-out", "--json"]);
     assert_eq!(code(&output), 0);
     assert_eq!(last_json(&output)["valid"], false);
@@ -305,9 +319,10 @@ fn an_interrupted_sweep_resumes_without_redoing_finished_seeds() {
 #[test]
 fn a_failing_sweep_lists_its_seeds_with_replay_commands_and_stops_on_request() {
     let scratch = Scratch::new("failing");
-    let file = scratch.write("buggy.toml", BUGGY_RAFT);
+    let (file, seed) = buggy_raft(&scratch);
     let file = file.to_str().expect("UTF-8");
-    let output = detsim(&scratch.0, &["sweep", file, "--seeds", "1..9", "--jobs", "2", "--out", "r.jsonl", "--json"]);
+    let range = format!("1..{}", seed + 8);
+    let output = detsim(&scratch.0, &["sweep", file, "--seeds", &range, "--jobs", "2", "--out", "r.jsonl", "--json"]);
     assert_eq!(code(&output), 1, "some seed violates: {}", stderr(&output));
     let totals = last_json(&output);
     let failing = totals["failing"].as_array().expect("failing seeds").clone();
@@ -315,7 +330,8 @@ fn a_failing_sweep_lists_its_seeds_with_replay_commands_and_stops_on_request() {
     for (seed, replay) in failing.iter().zip(totals["replay"].as_array().expect("replays")) {
         assert_eq!(replay.as_str().expect("a command"), format!("detsim run {file} --seed {seed}"));
     }
-    let text = stdout(&detsim(&scratch.0, &["sweep", file, "--seeds", "1..9", "--out", "r.jsonl"]));
+    assert_eq!(failing[0], seed, "the first failing seed, whatever the number of threads");
+    let text = stdout(&detsim(&scratch.0, &["sweep", file, "--seeds", &range, "--out", "r.jsonl"]));
     assert!(text.contains("did not come out as expected"), "{text}");
     assert!(text.contains(&format!("detsim run {file} --seed {}", failing[0])), "{text}");
 
@@ -332,15 +348,17 @@ fn a_failing_sweep_lists_its_seeds_with_replay_commands_and_stops_on_request() {
 #[test]
 fn shrink_writes_a_smaller_scenario_that_fails_on_its_own() {
     let scratch = Scratch::new("shrink");
-    let file = scratch.write("buggy.toml", BUGGY_RAFT);
+    let (file, seed) = buggy_raft(&scratch);
     let output = detsim(&scratch.0, &["run", file.to_str().expect("UTF-8"), "--no-out", "--json"]);
-    assert_eq!(code(&output), 1, "seed 3 fails");
+    assert_eq!(code(&output), 1, "seed {seed} fails");
     let original = last_json(&output);
-    let output = detsim(&scratch.0, &["shrink", file.to_str().expect("UTF-8"), "--seed", "3", "--out", "min.toml"]);
+    let seed_text = seed.to_string();
+    let output =
+        detsim(&scratch.0, &["shrink", file.to_str().expect("UTF-8"), "--seed", &seed_text, "--out", "min.toml"]);
     assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
     assert!(stdout(&output).contains("still violates linearizable"), "{}", stdout(&output));
     let shrunk = std::fs::read_to_string(scratch.path("min.toml")).expect("the shrunk scenario");
-    assert!(shrunk.contains("seed = 3"), "{shrunk}");
+    assert!(shrunk.contains(&format!("seed = {seed}")), "{shrunk}");
     assert!(!shrunk.contains("[nemesis]"), "the nemesis' faults are written out: {shrunk}");
     let faults = shrunk.matches("[[faults]]").count();
     assert!(faults >= 1, "a partition is needed to expose the bug: {shrunk}");
