@@ -1,6 +1,7 @@
 //! The `detsim` binary: one clap subcommand per module; `main` only maps errors to exit codes.
 
 mod check;
+mod lab;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Check histories for consistency and availability.
     Check(check::CheckArgs),
+    /// Teaching labs: list them, write a skeleton crate, grade an implementation.
+    Lab(lab::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,5 +36,6 @@ fn try_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Lab(args) => lab::run(&args),
     }
 }
