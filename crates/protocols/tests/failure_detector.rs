@@ -217,8 +217,7 @@ fn as_loss_and_jitter_grow_a_fixed_timeout_errs_more_while_phi_accrual_waits_lon
             );
         }
     }
-    for i in 0..losses.len() {
-        let (calm, jittery) = (&table[0][i], &table[1][i]);
+    for (calm, jittery) in table[0].iter().zip(&table[1]) {
         assert!(jittery.0.false_suspicions > calm.0.false_suspicions, "jitter fools a fixed timeout more");
         assert!(jittery.1.mean_detection_ms() > calm.1.mean_detection_ms(), "phi accrual waits longer on jitter");
     }
