@@ -166,8 +166,9 @@ fn after_a_partition_heals_the_group_merges_again_across_100_seeds() {
         "swim N=8, 5 s partition into halves: merged {:.0} ms after the heal (median), {:.0} ms (max)",
         merged_within_ms[50], merged_within_ms[99]
     );
-    // Reconnect probes every 5 periods (1 s), then dissemination over a few periods.
-    assert!(merged_within_ms[99] < 4_000.0, "merge took {} ms", merged_within_ms[99]);
+    // Reconnect probes every 5 periods (1 s), then dissemination over a few periods: within a few
+    // reconnect rounds.
+    assert!(merged_within_ms[99] < 6_000.0, "merge took {} ms", merged_within_ms[99]);
 
     // The paper's protocol, without reconnect probes: the halves never merge.
     let params = SwimParams { reconnect_periods: 0, ..SwimParams::default() };

@@ -435,7 +435,7 @@ impl Node for SwimNode {
                 self.end_period(ctx);
                 self.start_probe(ctx);
                 self.periods += 1;
-                if self.params.reconnect_periods > 0 && self.periods % self.params.reconnect_periods == 0 {
+                if self.params.reconnect_periods > 0 && self.periods.is_multiple_of(self.params.reconnect_periods) {
                     self.reconnect_probe(ctx);
                 }
                 ctx.set_timer(Duration::from_millis(self.params.protocol_period_ms), TAG_PERIOD);
