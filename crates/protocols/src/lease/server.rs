@@ -106,10 +106,8 @@ impl Node for LockServer {
     fn on_message(&mut self, ctx: &mut Ctx<'_, LeaseMsg>, from: NodeId, msg: LeaseMsg) {
         match msg {
             LeaseMsg::Acquire { request } => self.acquire(ctx, from, request),
-            LeaseMsg::Release { token } => {
-                if self.holder.as_ref().is_some_and(|h| h.token == token) {
-                    self.holder = None;
-                }
+            LeaseMsg::Release { token } if self.holder.as_ref().is_some_and(|h| h.token == token) => {
+                self.holder = None;
             }
             _ => {} // not for the lock server
         }
