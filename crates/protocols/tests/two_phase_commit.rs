@@ -230,7 +230,7 @@ fn a_coordinator_crash_after_prepare_blocks_the_keys_its_participants_hold() {
         // (Invoked early enough that its prepare reaches the participant before n1 is back.)
         let window = (crash_at.0 + 20 * MS)..(restart_at.0 - 20 * MS);
         for op in ops.iter().filter(|o| o.f == "txn" && window.contains(&o.invoke_ns)) {
-            if client_index_of(op) % 2 == 0 {
+            if client_index_of(op).is_multiple_of(2) {
                 continue; // c1 and c3 use n1, which is down
             }
             let keys = txn_keys(op);
