@@ -163,9 +163,38 @@ fn after_heal(history: &History) -> (usize, Vec<String>) {
 }
 
 /// Seeds of the many-seed test: 200, or `DETSIM_SEEDS` for a longer soak.
+/// Seeds of the many-seed tests: 200; `DETSIM_SEEDS=n` for a longer soak, `DETSIM_SEED=s` to
+/// replay one seed.
 fn seeds() -> std::ops::Range<u64> {
+    if let Some(seed) = std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
+        return seed..seed + 1;
+    }
     let count = std::env::var("DETSIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
     0..count
+}
+
+/// The one-line command that replays `seed` of `test`.
+fn replay(test: &str, seed: u64) -> String {
+    format!("DETSIM_SEED={seed} cargo test -p detsim-protocols --test chain {test} -- --exact")
+}
+
+/// Runs one seed's checks; when one fails, prints the command that replays that seed alone.
+fn with_replay<T>(test: &str, seed: u64, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(panic) => {
+            eprintln!("replay: {}", replay(test, seed));
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// Seeds a mutant is tried on: 0..1000, or just `DETSIM_SEED`.
+fn mutant_seeds() -> std::ops::Range<u64> {
+    match std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
+        Some(seed) => seed..seed + 1,
+        None => 0..1_000,
+    }
 }
 
 #[test]
@@ -173,34 +202,36 @@ fn chain_is_linearizable_loses_nothing_and_serves_after_heal_on_200_seeds() {
     let started = Instant::now();
     let mut ok_ops = 0;
     for seed in seeds() {
-        let run = run(seed, json!({}));
-        assert_eq!(
-            linearizable(&run),
-            Validity::Valid,
-            "seed {seed} ({} servers, {:?}) not linearizable; faults: {:#?}",
-            run.servers,
-            run.kind,
-            run.description
-        );
-        assert!(run.lost_acked_adds.is_empty(), "seed {seed}: acknowledged adds lost: {:#?}", run.lost_acked_adds);
-        // Live after the heal: clients keep working (a long chain with a few percent message loss
-        // is slow: about eight messages per operation, and a lost one costs a resend) and at most
-        // one operation is unanswered (a reply can be lost three times in a row; a stuck chain
-        // leaves many).
-        let (late, not_ok) = after_heal(&run.history);
-        assert!(
-            late >= 5 && not_ok.len() <= 1,
-            "seed {seed}: of {late} operations after the heal, these got no answer: {not_ok:#?}; faults: {:#?}",
-            run.description
-        );
-        ok_ops += run.history.events.iter().filter(|e| e.kind == EventType::Ok).count();
+        with_replay("chain_is_linearizable_loses_nothing_and_serves_after_heal_on_200_seeds", seed, || {
+            let run = run(seed, json!({}));
+            assert_eq!(
+                linearizable(&run),
+                Validity::Valid,
+                "seed {seed} ({} servers, {:?}) not linearizable; faults: {:#?}",
+                run.servers,
+                run.kind,
+                run.description
+            );
+            assert!(run.lost_acked_adds.is_empty(), "seed {seed}: acknowledged adds lost: {:#?}", run.lost_acked_adds);
+            // Live after the heal: clients keep working (a long chain with a few percent message loss
+            // is slow: about eight messages per operation, and a lost one costs a resend) and at most
+            // one operation is unanswered (a reply can be lost three times in a row; a stuck chain
+            // leaves many).
+            let (late, not_ok) = after_heal(&run.history);
+            assert!(
+                late >= 5 && not_ok.len() <= 1,
+                "seed {seed}: of {late} operations after the heal, these got no answer: {not_ok:#?}; faults: {:#?}",
+                run.description
+            );
+            ok_ops += run.history.events.iter().filter(|e| e.kind == EventType::Ok).count();
+        });
     }
-    eprintln!("chain: {} seeds, {ok_ops} ok operations, {:?}", seeds().end, started.elapsed());
+    eprintln!("chain: {} seeds, {ok_ops} ok operations, {:?}", seeds().count(), started.elapsed());
 }
 
-fn smallest_failing_seed(name: &str, params: serde_json::Value) -> u64 {
+fn smallest_failing_seed(test: &str, name: &str, params: serde_json::Value) -> u64 {
     let started = Instant::now();
-    for seed in 0..1_000 {
+    for seed in mutant_seeds() {
         let run = run(seed, params.clone());
         if linearizable(&run) == Validity::Invalid {
             eprintln!(
@@ -208,25 +239,30 @@ fn smallest_failing_seed(name: &str, params: serde_json::Value) -> u64 {
                 started.elapsed(),
                 run.description.join("\n  ")
             );
+            eprintln!("replay: {}", replay(test, seed));
             return seed;
         }
     }
-    panic!("chain mutant {name}: not caught within 1,000 seeds");
+    panic!("chain mutant {name}: not caught on seeds {:?}", mutant_seeds());
 }
 
 #[test]
 fn mutant_unconfirmed_tail_reads_is_caught() {
-    smallest_failing_seed("unconfirmed-tail-reads", json!({ "mutant_unconfirmed_tail_reads": true }));
+    smallest_failing_seed(
+        "mutant_unconfirmed_tail_reads_is_caught",
+        "unconfirmed-tail-reads",
+        json!({ "mutant_unconfirmed_tail_reads": true }),
+    );
 }
 
 #[test]
 fn mutant_reply_at_head_is_caught() {
-    smallest_failing_seed("reply-at-head", json!({ "mutant_reply_at_head": true }));
+    smallest_failing_seed("mutant_reply_at_head_is_caught", "reply-at-head", json!({ "mutant_reply_at_head": true }));
 }
 
 #[test]
 fn mutant_no_fencing_is_caught() {
-    smallest_failing_seed("no-fencing", json!({ "mutant_no_fencing": true }));
+    smallest_failing_seed("mutant_no_fencing_is_caught", "no-fencing", json!({ "mutant_no_fencing": true }));
 }
 
 #[test]

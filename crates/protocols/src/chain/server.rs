@@ -408,7 +408,6 @@ impl ChainServer {
     }
 
     /// Update `seq`, passed down by the predecessor.
-    #[allow(clippy::too_many_arguments)]
     fn on_forward(
         &mut self,
         ctx: &mut Ctx<'_, ChainMsg>,
