@@ -77,7 +77,7 @@ fn involve_master(plan: &mut NemesisPlan, seed: u64, master: NodeId, options: &N
 fn run(seed: u64, params: serde_json::Value) -> Run {
     // Swarm testing: the chain length and the workload come from the seed too.
     let servers = [3, 4, 5][(seed % 3) as usize];
-    let kind = if seed % 2 == 0 { WorkloadKind::Register } else { WorkloadKind::Set };
+    let kind = if seed.is_multiple_of(2) { WorkloadKind::Register } else { WorkloadKind::Set };
     let workload = WorkloadSpec {
         kind,
         clients: 3,

@@ -54,7 +54,7 @@ struct Run {
 }
 
 fn run(seed: u64, kind: Kind, mutant: Option<&str>) -> Run {
-    let servers = if seed % 2 == 0 { 3 } else { 5 };
+    let servers = if seed.is_multiple_of(2) { 3 } else { 5 };
     let workload = WorkloadSpec {
         kind: kind.workload(),
         clients: 3,
@@ -147,7 +147,6 @@ fn counter_verdict(history: &History) -> Result<(), String> {
         settle_ns: (END_MS - HEAL_AT_MS) * 1_000_000,
         model: Some(Model::Counter),
         initial: Value::Int(0),
-        ..EventualOptions::default()
     };
     let verdict = check_eventual(&ops, &options);
     match verdict.valid {

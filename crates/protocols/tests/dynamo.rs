@@ -45,7 +45,7 @@ fn nemesis(clocks: bool) -> NemesisOptions {
 
 fn run(seed: u64, params: serde_json::Value, options: &NemesisOptions) -> Run {
     // Swarm testing: 4 or 5 storage nodes, so a sloppy quorum has fallbacks beyond the N = 3 homes.
-    let servers = if seed % 2 == 0 { 4 } else { 5 };
+    let servers = if seed.is_multiple_of(2) { 4 } else { 5 };
     let workload = WorkloadSpec {
         kind: WorkloadKind::Register,
         clients: 3,

@@ -125,8 +125,8 @@ fn drive(sim: &mut Simulation<PbNode>, plan: &NemesisPlan, servers: usize, end: 
 
 fn run(seed: u64, params: serde_json::Value) -> Run {
     // Swarm testing: the cluster size and the workload come from the seed too.
-    let servers = if seed % 3 == 0 { 5 } else { 3 };
-    let kind = if seed % 2 == 0 { WorkloadKind::Register } else { WorkloadKind::Set };
+    let servers = if seed.is_multiple_of(3) { 5 } else { 3 };
+    let kind = if seed.is_multiple_of(2) { WorkloadKind::Register } else { WorkloadKind::Set };
     let workload = WorkloadSpec {
         kind,
         clients: 3,

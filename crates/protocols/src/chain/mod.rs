@@ -253,7 +253,7 @@ impl ClientProtocol for ChainClient {
 pub enum ChainNode {
     Server(Box<ChainServer>),
     Master(Box<ChainMaster>),
-    Client(WorkloadClient<ChainClient>),
+    Client(Box<WorkloadClient<ChainClient>>),
 }
 
 impl ChainNode {
@@ -322,7 +322,9 @@ pub fn build_simulation(spec: &ClusterSpec) -> Result<Simulation<ChainNode>, Str
             let id = NodeId(index as u32);
             ChainNode::Server(Box::new(ChainServer::recover(id, master, server_params.clone(), kind, storage)))
         },
-        move |index| ChainNode::Client(WorkloadClient::new(client.clone(), &workload, index, layout.servers.clone())),
+        move |index| {
+            ChainNode::Client(Box::new(WorkloadClient::new(client.clone(), &workload, index, layout.servers.clone())))
+        },
     )?;
     let added = sim.add_node_with_clock(MASTER_NAME, spec.clock(master.index()), move |_, storage| {
         ChainNode::Master(Box::new(ChainMaster::recover(servers.clone(), params.clone(), storage)))
