@@ -2,6 +2,7 @@
 //! input and reports what it measured as one JSON object a line.
 
 pub mod core;
+pub mod raft;
 
 use std::time::Instant;
 
@@ -51,6 +52,7 @@ pub struct Bench {
 pub fn all() -> Vec<Bench> {
     let mut benches = Vec::new();
     benches.extend(core::benches());
+    benches.extend(raft::benches());
     benches
 }
 
