@@ -179,7 +179,7 @@ impl LinkConfig {
 }
 
 /// The network of a simulation: a default link, per-link overrides and an optional topology.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NetworkConfig {
     pub default_link: LinkConfig,
     /// Directed overrides, keyed by (from, to) node index.
@@ -194,6 +194,13 @@ pub struct NetworkConfig {
 
 fn default_true() -> bool {
     true
+}
+
+impl Default for NetworkConfig {
+    /// The default link, and partitions that drop what is in flight (as `new` and serde do).
+    fn default() -> Self {
+        NetworkConfig::new(LinkConfig::default())
+    }
 }
 
 impl NetworkConfig {
@@ -395,10 +402,6 @@ impl PartitionState {
 }
 
 /// Per directed link: its random stream and, for FIFO links, the last delivery time scheduled.
-pub(crate) struct LinkState {
-    pub(crate) rng: LinkRng,
-    pub(crate) last_delivery_ns: u64,
-}
 
 /// Validated, ready-to-sample link behaviour.
 pub(crate) struct CompiledLink {
@@ -533,16 +536,25 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::link_stream;
+    use crate::rng::{link_key, message_stream};
 
     fn samples(dist: LatencyDist, n: usize) -> Vec<u64> {
         let sampler = dist.sampler().expect("valid distribution");
-        let mut rng = link_stream(1, 0, 1);
+        let mut rng = message_stream(link_key(1), 0, 1, 0);
         (0..n).map(|_| sampler.sample(&mut rng)).collect()
     }
 
     fn mean(values: &[u64]) -> f64 {
         values.iter().map(|v| *v as f64).sum::<f64>() / values.len() as f64
+    }
+
+    #[test]
+    fn default_new_and_serde_agree_that_partitions_drop_in_flight_messages() {
+        let from_json: NetworkConfig =
+            serde_json::from_value(serde_json::json!({ "default_link": LinkConfig::default() })).expect("valid");
+        for config in [NetworkConfig::default(), NetworkConfig::new(LinkConfig::default()), from_json] {
+            assert!(config.partition_drops_in_flight, "the documented default");
+        }
     }
 
     #[test]
@@ -609,7 +621,7 @@ mod tests {
             config.topology = Some(t.clone());
             Network::new(&config).unwrap()
         };
-        let mut rng = link_stream(1, 0, 1);
+        let mut rng = message_stream(link_key(1), 0, 1, 0);
         assert_eq!(net(&t).topology_latency(NodeId(0), NodeId(1), &mut rng), Some(3_000_000));
         assert!(t.set_edge_up("r1", "b", false));
         assert_eq!(net(&t).topology_latency(NodeId(0), NodeId(1), &mut rng), Some(30_000_000));

@@ -56,6 +56,13 @@ fn default_seed() -> u64 {
     1
 }
 
+impl Scenario {
+    /// The scenario as TOML text that reads back to the same scenario (defaults left out).
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| format!("cannot write the scenario as TOML: {e}"))
+    }
+}
+
 /// The outcome a scenario expects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -90,6 +97,22 @@ pub struct CheckOptions {
     /// The "availability" check passes when at least this fraction of operations succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_availability: Option<f64>,
+    /// Count only operations invoked at or after this time for the "availability" check (e.g. the
+    /// start of a partition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_from: Option<Duration>,
+    /// Count only operations invoked before this time for the "availability" check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_until: Option<Duration>,
+    /// Count only operations with these names (`f` in the history, e.g. ["read", "write"]) for the
+    /// "availability" check; default: every operation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub availability_ops: Vec<String>,
+    /// Average the availability of each client (the node that recorded the operations) instead of
+    /// counting every operation together: a client cut off from the service counts as much as a
+    /// busy one that is served quickly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub availability_per_client: bool,
     /// Porcupine's stricter reading of a failed cas (see detsim check --strict-cas).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strict_cas: bool,
@@ -609,6 +632,35 @@ pub enum NemesisFault {
 }
 
 impl NemesisFault {
+    pub const ALL: [NemesisFault; 10] = [
+        NemesisFault::Partition,
+        NemesisFault::Isolate,
+        NemesisFault::Bridge,
+        NemesisFault::OneWay,
+        NemesisFault::Crash,
+        NemesisFault::Pause,
+        NemesisFault::ClockJump,
+        NemesisFault::ClockDrift,
+        NemesisFault::LatencySpike,
+        NemesisFault::LossBurst,
+    ];
+
+    /// One line for `detsim list`.
+    pub fn description(self) -> &'static str {
+        match self {
+            NemesisFault::Partition => "a random minority/majority split of the targets",
+            NemesisFault::Isolate => "one random target cut off from everyone",
+            NemesisFault::Bridge => "two random sides that share one node",
+            NemesisFault::OneWay => "one half stops hearing from the other",
+            NemesisFault::Crash => "one random target crashes, then restarts",
+            NemesisFault::Pause => "one random target pauses, then resumes",
+            NemesisFault::ClockJump => "one random target's clock jumps by up to max_clock_jump either way",
+            NemesisFault::ClockDrift => "one random target's clock drifts up to max_drift_ppm, then stops drifting",
+            NemesisFault::LatencySpike => "every message gets latency_spike extra latency",
+            NemesisFault::LossBurst => "every message is lost with probability loss",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             NemesisFault::Partition => "partition",

@@ -1,6 +1,7 @@
 //! The benchmark registry behind `cargo xtask bench`: each benchmark measures one thing on a named
 //! input and reports what it measured as one JSON object a line.
 
+pub mod check;
 pub mod core;
 pub mod raft;
 
@@ -52,6 +53,7 @@ pub struct Bench {
 pub fn all() -> Vec<Bench> {
     let mut benches = Vec::new();
     benches.extend(core::benches());
+    benches.extend(check::benches());
     benches.extend(raft::benches());
     benches
 }
