@@ -149,7 +149,12 @@ fn same_seed_same_trace() {
 }
 
 /// Runs seeds until the checker rejects one; returns the smallest failing seed.
-fn first_failing_seed(name: &str, params: &RaftParams, options: &NemesisOptions, servers: Option<usize>) -> Option<u64> {
+fn first_failing_seed(
+    name: &str,
+    params: &RaftParams,
+    options: &NemesisOptions,
+    servers: Option<usize>,
+) -> Option<u64> {
     let started = Instant::now();
     for seed in 0..1_000 {
         let run = run_seed(seed, params, options, servers);
@@ -168,7 +173,8 @@ fn first_failing_seed(name: &str, params: &RaftParams, options: &NemesisOptions,
 
 #[test]
 fn mutant_stale_reads_is_caught() {
-    let params = RaftParams { mutants: RaftMutants { stale_reads: true, ..RaftMutants::default() }, ..RaftParams::default() };
+    let params =
+        RaftParams { mutants: RaftMutants { stale_reads: true, ..RaftMutants::default() }, ..RaftParams::default() };
     assert!(first_failing_seed("stale_reads", &params, &nemesis(), None).is_some());
 }
 

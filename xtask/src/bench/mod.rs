@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod core;
+pub mod raft;
 
 use std::time::Instant;
 
@@ -53,6 +54,7 @@ pub fn all() -> Vec<Bench> {
     let mut benches = Vec::new();
     benches.extend(core::benches());
     benches.extend(check::benches());
+    benches.extend(raft::benches());
     benches
 }
 

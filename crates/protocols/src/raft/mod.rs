@@ -32,12 +32,13 @@
 
 use crate::spec::{ClusterSpec, ProtocolEntry, WorkloadKind};
 use crate::workload::{
-    build_cluster, is_read_only, ClientProtocol, ClientReply, ClientRequest, ClusterLayout, ReplyResult,
-    RetryPolicy, StateMachine, WorkloadClient,
+    build_cluster, is_read_only, ClientProtocol, ClientReply, ClientRequest, ClusterLayout, ReplyResult, RetryPolicy,
+    StateMachine, WorkloadClient,
 };
 use detsim_core::{AnySimulation, Ctx, LocalTime, Message, Node, NodeId, Simulation, Storage, TimerId};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How the leader serves read-only operations.
@@ -96,7 +97,7 @@ impl Default for RaftParams {
             read_mode: ReadMode::ReadIndex,
             noop_on_election: true,
             snapshot_every: 1_000,
-            client_resend_ms: 400,
+            client_resend_ms: 150,
             mutants: RaftMutants::default(),
         }
     }
@@ -164,7 +165,8 @@ pub enum RaftMsg {
         term: u64,
         last_included_index: u64,
         last_included_term: u64,
-        state: Box<StateMachine>,
+        /// Shared, not copied: the leader sends the same snapshot to every lagging follower.
+        state: Arc<StateMachine>,
         read_round: u64,
     },
     Request(ClientRequest),
@@ -219,7 +221,10 @@ impl ClientProtocol for RaftClientProtocol {
 #[derive(Clone, Debug)]
 enum Role {
     Follower,
-    Candidate { votes: Vec<NodeId> },
+    /// Who granted a vote in this term (self included).
+    Candidate {
+        votes: Vec<NodeId>,
+    },
     Leader(Box<LeaderState>),
 }
 
@@ -249,6 +254,8 @@ struct LeaderState {
 /// Timer tags of a server.
 const TIMER_ELECTION: u64 = 1;
 const TIMER_HEARTBEAT: u64 = 2;
+/// A candidate re-asks for votes it got no answer to (the term is in the tag's upper bits).
+const TIMER_VOTE_RETRY: u64 = 3;
 
 const KEY_HARD_STATE: &str = "raft/hard";
 const KEY_SNAPSHOT: &str = "raft/snapshot";
@@ -265,11 +272,19 @@ struct HardState {
     voted_for: Option<NodeId>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct Snapshot {
     last_included_index: u64,
     last_included_term: u64,
     state: StateMachine,
+}
+
+/// What [`Snapshot`] reads back, written from a borrowed state machine.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    last_included_index: u64,
+    last_included_term: u64,
+    state: &'a StateMachine,
 }
 
 /// One Raft server.
@@ -285,6 +300,8 @@ pub struct RaftServer {
     log: Vec<Entry>,
     snapshot_index: u64,
     snapshot_term: u64,
+    /// The state machine as of `snapshot_index` (a copy of what storage holds, kept to send).
+    snapshot_state: Arc<StateMachine>,
     commit_index: u64,
     last_applied: u64,
     state: StateMachine,
@@ -303,6 +320,7 @@ impl RaftServer {
             Some(s) => (s.last_included_index, s.last_included_term, s.state),
             None => (0, 0, StateMachine::new(kind)),
         };
+        let snapshot_state = Arc::new(state.clone());
         let mut log = Vec::new();
         for key in storage.keys_with_prefix(LOG_PREFIX) {
             let index: u64 = key[LOG_PREFIX.len()..].parse().expect("log keys end in an index");
@@ -322,6 +340,7 @@ impl RaftServer {
             log,
             snapshot_index,
             snapshot_term,
+            snapshot_state,
             // Commit index and applied state are volatile; the snapshot is known committed.
             commit_index: snapshot_index,
             last_applied: snapshot_index,
@@ -444,6 +463,11 @@ impl RaftServer {
                     ctx.set_timer(Duration::from_millis(self.params.heartbeat_ms), tag);
                 }
             }
+            TIMER_VOTE_RETRY => {
+                if matches!(self.role, Role::Candidate { .. }) && tag >> 8 == self.current_term {
+                    self.retry_vote_requests(ctx);
+                }
+            }
             other => panic!("unknown raft timer tag {other}"),
         }
     }
@@ -467,6 +491,23 @@ impl RaftServer {
         };
         let peers: Vec<NodeId> = self.peers().collect();
         ctx.send_all(peers, &msg);
+        // Requests and replies can be lost; re-asking within the term (the paper's "servers retry
+        // RPCs if they do not receive a response in a timely manner") saves a whole election timeout.
+        ctx.set_timer(Duration::from_millis(self.params.heartbeat_ms), TIMER_VOTE_RETRY | (self.current_term << 8));
+    }
+
+    fn retry_vote_requests(&mut self, ctx: &mut Ctx<'_, RaftMsg>) {
+        let Role::Candidate { votes } = &self.role else { return };
+        // Everyone who has not granted, refusals included: re-asking costs little, and a refusal in
+        // this term never turns into a grant in correct Raft (a voter's choice is durable).
+        let not_granted: Vec<NodeId> = self.peers().filter(|p| !votes.contains(p)).collect();
+        let msg = RaftMsg::RequestVote {
+            term: self.current_term,
+            last_log_index: self.last_log_index(),
+            last_log_term: self.last_log_term(),
+        };
+        ctx.send_all(not_granted, &msg);
+        ctx.set_timer(Duration::from_millis(self.params.heartbeat_ms), TIMER_VOTE_RETRY | (self.current_term << 8));
     }
 
     /// Adopts a higher term seen in any message: back to follower, vote cleared (§5.1).
@@ -561,7 +602,7 @@ impl RaftServer {
                 term,
                 last_included_index: self.snapshot_index,
                 last_included_term: self.snapshot_term,
-                state: Box::new(self.state_at_snapshot(ctx)),
+                state: Arc::clone(&self.snapshot_state),
                 read_round,
             };
             ctx.send(peer, msg);
@@ -571,18 +612,12 @@ impl RaftServer {
         let prev_log_term = self.term_at(prev_log_index).expect("prev index is at or after the snapshot");
         let end = last.min(prev_log_index + self.params.max_entries_per_append as u64);
         let entries: Vec<Entry> = (next..=end).map(|i| self.entry(i).expect("within the log").clone()).collect();
-        let msg = RaftMsg::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit: commit, read_round };
+        let msg =
+            RaftMsg::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit: commit, read_round };
         if let Some(leader) = self.leader_mut() {
             leader.next_index[peer.index()] = end + 1;
         }
         ctx.send(peer, msg);
-    }
-
-    /// The state machine as of the snapshot (read back from storage: the live one has moved on).
-    fn state_at_snapshot(&self, ctx: &mut Ctx<'_, RaftMsg>) -> StateMachine {
-        let snapshot: Snapshot = ctx.storage().get(KEY_SNAPSHOT).expect("a compacted log has a stored snapshot");
-        assert_eq!(snapshot.last_included_index, self.snapshot_index);
-        snapshot.state
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_, RaftMsg>, from: NodeId, msg: RaftMsg) {
@@ -604,12 +639,12 @@ impl RaftServer {
             }
             RaftMsg::Vote { term, granted } => {
                 self.observe_term(ctx, term);
-                if term != self.current_term || !granted {
+                if term != self.current_term {
                     return;
                 }
                 let majority = self.majority();
                 if let Role::Candidate { votes } = &mut self.role {
-                    if !votes.contains(&from) {
+                    if granted && !votes.contains(&from) {
                         votes.push(from);
                     }
                     if votes.len() >= majority {
@@ -621,7 +656,7 @@ impl RaftServer {
                 self.on_append(ctx, from, term, prev_log_index, prev_log_term, entries, leader_commit, read_round);
             }
             RaftMsg::InstallSnapshot { term, last_included_index, last_included_term, state, read_round } => {
-                self.on_install_snapshot(ctx, from, term, last_included_index, last_included_term, *state, read_round);
+                self.on_install_snapshot(ctx, from, term, last_included_index, last_included_term, state, read_round);
             }
             RaftMsg::AppendReply { term, success, index, read_round } => {
                 self.on_append_reply(ctx, from, term, success, index, read_round);
@@ -693,7 +728,16 @@ impl RaftServer {
             while hint > self.snapshot_index + 1 && self.term_at(hint - 1) == conflict_term {
                 hint -= 1;
             }
-            let hint = hint.max(self.commit_index + 1);
+            if index <= self.commit_index {
+                // Committed entries are in every later leader's log (Leader Completeness), so they
+                // cannot conflict. A mutant can break that; then back off below the conflict like any
+                // other, so the leader overwrites it rather than retrying the same index forever.
+                assert!(!self.strict(), "committed entry {index} conflicts with the leader's log");
+                ctx.annotate(format!("committed entry {index} conflicts with the leader's log"));
+            } else {
+                // Never ask for committed entries again: they match.
+                hint = hint.max(self.commit_index + 1);
+            }
             ctx.send(from, RaftMsg::AppendReply { term, success: false, index: hint, read_round });
             return;
         }
@@ -704,6 +748,9 @@ impl RaftServer {
                 Some(_) => {
                     if index <= self.commit_index {
                         assert!(!self.strict(), "a committed entry is never overwritten (index {index})");
+                        ctx.annotate(format!(
+                            "committed entry {index} overwritten (a mutant broke Leader Completeness)"
+                        ));
                         self.commit_index = index - 1;
                         self.last_applied = self.last_applied.min(index - 1);
                     }
@@ -740,7 +787,7 @@ impl RaftServer {
         term: u64,
         last_included_index: u64,
         last_included_term: u64,
-        state: StateMachine,
+        state: Arc<StateMachine>,
         read_round: u64,
     ) {
         self.observe_term(ctx, term);
@@ -764,11 +811,11 @@ impl RaftServer {
             }
             self.snapshot_index = last_included_index;
             self.snapshot_term = last_included_term;
-            self.state = state.clone();
+            self.state = StateMachine::clone(&state);
             self.commit_index = last_included_index;
             self.last_applied = last_included_index;
-            let snapshot = Snapshot { last_included_index, last_included_term, state };
-            ctx.storage().put(KEY_SNAPSHOT, &snapshot);
+            ctx.storage().put(KEY_SNAPSHOT, &SnapshotRef { last_included_index, last_included_term, state: &state });
+            self.snapshot_state = state;
         }
         let index = self.commit_index.max(last_included_index);
         ctx.send(from, RaftMsg::AppendReply { term, success: true, index, read_round });
@@ -790,8 +837,14 @@ impl RaftServer {
         let last = self.last_log_index();
         let strict = self.strict();
         let Some(leader) = self.leader_mut() else { return };
+        if !success && index == 0 {
+            // Refused by a server that leads this term too (only a vote mutant makes two leaders in
+            // one term). It did not accept us, and resending would only ping-pong.
+            assert!(!strict, "two leaders in term {term}");
+            return;
+        }
         let peer = from.index();
-        // Any reply of this term means `from` accepted us as leader when it answered.
+        // Any other reply of this term means `from` accepted us as leader when it answered.
         leader.acked_round[peer] = leader.acked_round[peer].max(read_round);
         if success {
             assert!(index <= last || !strict, "a follower cannot match beyond the leader's log");
@@ -800,10 +853,15 @@ impl RaftServer {
             leader.next_index[peer] = leader.next_index[peer].max(index + 1);
             self.advance_commit(ctx);
         } else {
-            // Back off to the hint (never below what is known to match), then resend at once.
+            // Back off to the hint (never below what is known to match) and resend at once, but only
+            // when that moved back: a duplicated or stale refusal must not start a second stream of
+            // AppendEntries (duplicates would multiply them); the next heartbeat retries anyway.
             let floor = leader.match_index[peer] + 1;
-            leader.next_index[peer] = index.max(floor).min(last + 1).max(1);
-            self.send_append(ctx, from);
+            let next = index.max(floor).min(last + 1).max(1);
+            if next < leader.next_index[peer] {
+                leader.next_index[peer] = next;
+                self.send_append(ctx, from);
+            }
         }
         self.serve_confirmed_reads(ctx);
     }
@@ -823,6 +881,9 @@ impl RaftServer {
         // below it: nothing can commit until an entry of this term reaches a majority.
         let term = self.term_at(candidate).expect("a majority-matched index is in the leader's log");
         if term == self.current_term || self.params.mutants.commit_previous_term {
+            if term != self.current_term {
+                ctx.annotate(format!("mutant: commits index {candidate} of term {term} by counting replicas"));
+            }
             let new_commit = candidate;
             self.commit_index = new_commit;
             // Followers learn the new commit index with the next AppendEntries or heartbeat.
@@ -841,8 +902,7 @@ impl RaftServer {
                 Command::Noop => None,
                 Command::Client(request) => Some(self.state.apply_request(request)),
             };
-            if let (Some(result), Command::Client(request), Some(leader)) =
-                (result, &entry.command, self.leader_mut())
+            if let (Some(result), Command::Client(request), Some(leader)) = (result, &entry.command, self.leader_mut())
             {
                 if let Some((client, waiting)) = leader.pending_writes.remove(&index) {
                     if &waiting == request {
@@ -862,8 +922,9 @@ impl RaftServer {
         }
         let index = self.last_applied;
         let term = self.term_at(index).expect("applied entry is in the log");
-        let snapshot = Snapshot { last_included_index: index, last_included_term: term, state: self.state.clone() };
+        let snapshot = SnapshotRef { last_included_index: index, last_included_term: term, state: &self.state };
         ctx.storage().put(KEY_SNAPSHOT, &snapshot);
+        self.snapshot_state = Arc::new(self.state.clone());
         for i in self.snapshot_index + 1..=index {
             ctx.storage().remove(&log_key(i));
         }
@@ -901,6 +962,29 @@ impl RaftServer {
             }
             return;
         }
+        // A resent request (the client's resend timer, or a retry after a redirect) may have been
+        // applied already: answer from the session table (§6.3). Or its entry may still be in the
+        // uncommitted part of the log, from this term or an earlier one: wait for that entry, since a
+        // second copy would only grow the log on every resend while the leader cannot commit.
+        if let Some(result) = self.state.recorded_result(&request) {
+            ctx.send(client, RaftMsg::Reply(ClientReply::to(&request, result.clone())));
+            return;
+        }
+        let uncommitted = self.commit_index + 1..=self.last_log_index();
+        let in_log = uncommitted
+            .into_iter()
+            .find(|i| matches!(self.entry(*i), Some(Entry { command: Command::Client(r), .. }) if *r == request));
+        if let Some(index) = in_log {
+            self.leader_mut().expect("still leader").pending_writes.insert(index, (client, request));
+            // An entry of an earlier term commits only under one of this term (§5.4.2): make sure
+            // there is one after it, or the client would wait for a write that may never come.
+            if self.last_log_term() != self.current_term {
+                self.append_local(ctx, Command::Noop);
+                self.broadcast_append(ctx);
+                self.advance_commit(ctx);
+            }
+            return;
+        }
         let index = self.append_local(ctx, Command::Client(request.clone()));
         self.leader_mut().expect("still leader").pending_writes.insert(index, (client, request));
         self.broadcast_append(ctx);
@@ -917,9 +1001,8 @@ impl RaftServer {
             return;
         }
         let acked = &leader.acked_round;
-        let confirmed = |round: u64| {
-            acked.iter().enumerate().filter(|(peer, r)| *peer == id || **r >= round).count() >= majority
-        };
+        let confirmed =
+            |round: u64| acked.iter().enumerate().filter(|(peer, r)| *peer == id || **r >= round).count() >= majority;
         let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) = std::mem::take(&mut leader.pending_reads)
             .into_iter()
             .partition(|read| confirmed(read.round) && read.read_index <= last_applied);
@@ -1023,7 +1106,8 @@ fn build_boxed(spec: &ClusterSpec) -> Result<Box<dyn AnySimulation>, String> {
 pub fn entries() -> Vec<ProtocolEntry> {
     vec![ProtocolEntry {
         name: "raft",
-        description: "Raft consensus (Ongaro & Ousterhout 2014): leader election, log replication, read index, snapshots",
+        description:
+            "Raft consensus (Ongaro & Ousterhout 2014): leader election, log replication, read index, snapshots",
         workloads: &[
             WorkloadKind::Register,
             WorkloadKind::KeyValue,

@@ -35,8 +35,44 @@ pub struct NemesisOptions {
     pub duplication: bool,
     /// Initial skew and drift per node, clock jumps and drift changes during the run.
     pub clocks: bool,
+    /// Latency spikes (extra delay on one server's messages or on every message). Off by default,
+    /// so the schedules drawn for existing seeds stay what they were.
+    pub latency_spikes: bool,
     /// Most servers crashed or paused at the same time (`None`: a minority, `(n - 1) / 2`).
     pub max_down: Option<usize>,
+    /// The shapes partitions are drawn from, uniformly (default: every kind). A kind the cluster is
+    /// too small for (a bridge needs three servers) becomes random halves.
+    pub partition_kinds: Vec<PartitionKind>,
+}
+
+/// A shape of partition the nemesis can draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionKind {
+    /// A minority of servers against the majority; each client lands on either side.
+    MajorityMinority,
+    /// Cut off whichever server leads when the fault starts.
+    IsolateLeader,
+    /// Cut off one random server.
+    IsolateNode,
+    /// Some servers can send to the others but not hear from them.
+    OneWay,
+    /// Two sides that only one server connects.
+    Bridge,
+    /// Two random halves of every node, clients included.
+    RandomHalves,
+}
+
+impl PartitionKind {
+    /// Every kind, in the order seeds draw them.
+    pub const ALL: [PartitionKind; 6] = [
+        PartitionKind::MajorityMinority,
+        PartitionKind::IsolateLeader,
+        PartitionKind::IsolateNode,
+        PartitionKind::OneWay,
+        PartitionKind::Bridge,
+        PartitionKind::RandomHalves,
+    ];
 }
 
 impl Default for NemesisOptions {
@@ -53,7 +89,9 @@ impl Default for NemesisOptions {
             loss: true,
             duplication: true,
             clocks: true,
+            latency_spikes: false,
             max_down: None,
+            partition_kinds: PartitionKind::ALL.to_vec(),
         }
     }
 }
@@ -126,7 +164,7 @@ impl NemesisPlan {
             });
         }
         let mut kinds: Vec<&str> = Vec::new();
-        if options.partitions {
+        if options.partitions && !options.partition_kinds.is_empty() {
             kinds.extend(["partition", "partition", "partition"]);
         }
         if options.crashes {
@@ -141,12 +179,16 @@ impl NemesisPlan {
         if options.clocks {
             kinds.push("clock");
         }
+        if options.latency_spikes {
+            kinds.push("latency");
+        }
         if kinds.is_empty() {
             plan.push(heal_ns, Fault::Heal);
             return plan;
         }
         let mut partition_free_at_ns = 0u64;
         let mut loss_free_at_ns = 0u64;
+        let mut latency_free_at_ns = 0u64;
         let mut downs: Vec<Down> = Vec::new();
         let mut t_ns = options.start_ms * 1_000_000;
         loop {
@@ -160,7 +202,7 @@ impl NemesisPlan {
             let kind = kinds[rng.random_range(0..kinds.len())];
             match kind {
                 "partition" if t_ns >= partition_free_at_ns => {
-                    let (label, start) = draw_partition(&mut rng, layout);
+                    let (label, start) = draw_partition(&mut rng, layout, &options.partition_kinds);
                     plan.description.push(format!("{label} from {} to {}", SimTime(t_ns), SimTime(end_ns)));
                     plan.steps.push(TimedFault { at: SimTime(t_ns), fault: start });
                     plan.push(end_ns, Fault::Heal);
@@ -203,6 +245,20 @@ impl NemesisPlan {
                     plan.push(t_ns, Fault::LossBurst { node, loss });
                     plan.push(end_ns, Fault::LossBurstEnd { node });
                     loss_free_at_ns = end_ns;
+                }
+                "latency" if t_ns >= latency_free_at_ns => {
+                    let extra_ns = rng.random_range(20_000_000..=300_000_000u64);
+                    let node = if rng.random_bool(0.5) { None } else { Some(servers[rng.random_range(0..n)]) };
+                    plan.description.push(format!(
+                        "latency +{} at {} from {} to {}",
+                        SimTime(extra_ns),
+                        node.map_or("every node".to_string(), |n| format!("n{}", n.0 + 1)),
+                        SimTime(t_ns),
+                        SimTime(end_ns)
+                    ));
+                    plan.push(t_ns, Fault::LatencySpike { node, extra_ns });
+                    plan.push(end_ns, Fault::LatencySpikeEnd { node });
+                    latency_free_at_ns = end_ns;
                 }
                 "clock" => {
                     let node = servers[rng.random_range(0..n)];
@@ -289,13 +345,15 @@ fn names(nodes: &[NodeId], layout: &ClusterLayout) -> String {
 }
 
 /// One partition of a random kind, with a label for the description.
-fn draw_partition(rng: &mut SimRng, layout: &ClusterLayout) -> (String, PlannedFault) {
+fn draw_partition(rng: &mut SimRng, layout: &ClusterLayout, kinds: &[PartitionKind]) -> (String, PlannedFault) {
     let servers = shuffled(rng, &layout.servers);
     let n = servers.len();
-    let choice = rng.random_range(0..6);
-    let fault = match choice {
+    // With every kind allowed this is one draw in 0..6, as before kinds were selectable, so the
+    // schedules of existing seeds did not change.
+    let kind = kinds[rng.random_range(0..kinds.len())];
+    let fault = match kind {
         // Majority / minority; clients (if any) land on either side.
-        0 if n >= 2 => {
+        PartitionKind::MajorityMinority if n >= 2 => {
             let minority = rng.random_range(1..=((n - 1) / 2).max(1));
             let mut small = servers[..minority].to_vec();
             let mut large = servers[minority..].to_vec();
@@ -308,15 +366,17 @@ fn draw_partition(rng: &mut SimRng, layout: &ClusterLayout) -> (String, PlannedF
             }
             Fault::Partition { groups: vec![small, large] }
         }
-        1 => return ("isolate the leader".into(), PlannedFault::IsolateLeader { fallback: servers[0] }),
-        2 => Fault::Isolate { node: servers[0] },
+        PartitionKind::IsolateLeader => {
+            return ("isolate the leader".into(), PlannedFault::IsolateLeader { fallback: servers[0] })
+        }
+        PartitionKind::IsolateNode => Fault::Isolate { node: servers[0] },
         // One-way: a few servers can send to the rest but not hear from them, or the reverse.
-        3 if n >= 2 => {
+        PartitionKind::OneWay if n >= 2 => {
             let cut = rng.random_range(1..n);
             Fault::OneWay { from: servers[..cut].to_vec(), to: servers[cut..].to_vec() }
         }
         // Bridge: two sides that only one server connects.
-        4 if n >= 3 => {
+        PartitionKind::Bridge if n >= 3 => {
             let left_size = rng.random_range(1..n - 1);
             Fault::Bridge {
                 left: servers[1..=left_size].to_vec(),

@@ -18,11 +18,10 @@ pub struct StateMachine {
     /// Decides what `add` means: an element into a set (set workload) or an amount onto a counter.
     kind: WorkloadKind,
     /// Objects by key (`Value::Nil` is the key of key-less operations). Absent means never written.
-    /// Stored as a list of pairs: JSON map keys are strings, so `Int(0)` would come back `Str("0")`.
-    #[serde(with = "pairs")]
+    #[serde(with = "value_map_as_pairs")]
     objects: BTreeMap<Value, Value>,
     /// Transaction objects live in their own name space, so a txn key never aliases a register key.
-    #[serde(with = "pairs")]
+    #[serde(with = "value_map_as_pairs")]
     txn_objects: BTreeMap<Value, Value>,
     /// Per client process: the last request sequence number applied and its result. Processes are
     /// sequential, so one entry per process is enough to make retried or duplicated requests
@@ -32,9 +31,10 @@ pub struct StateMachine {
     applied: u64,
 }
 
-/// Serde for maps keyed by [`Value`]: a list of `[key, value]` pairs, which round-trips through JSON
-/// (durable storage, snapshots) where a JSON object would turn every key into a string.
-mod pairs {
+/// Maps keyed by [`Value`] serialise as a list of `[key, value]` pairs. As a JSON object, keys would
+/// have to be strings: `Int(0)` would come back from durable storage as `Str("0")` (a different key,
+/// so a restarted replica would lose every register) and a `Nil` key would not serialise at all.
+mod value_map_as_pairs {
     use detsim_core::history::Value;
     use serde::{Deserialize, Deserializer, Serializer};
     use std::collections::BTreeMap;
@@ -44,7 +44,8 @@ mod pairs {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<Value, Value>, D::Error> {
-        Ok(Vec::<(Value, Value)>::deserialize(deserializer)?.into_iter().collect())
+        let pairs: Vec<(Value, Value)> = Vec::deserialize(deserializer)?;
+        Ok(pairs.into_iter().collect())
     }
 }
 
@@ -96,6 +97,16 @@ impl StateMachine {
     /// The object under `key` (`None`: never written). For tests and debugging.
     pub fn object(&self, key: &Value) -> Option<&Value> {
         self.objects.get(key)
+    }
+
+    /// The result a request got when it was applied, if this is the last request of its process
+    /// that was (a retry of an applied write can be answered from here without a log entry, as the
+    /// Raft paper's §6.3 describes). Reads are never remembered, so they always get `None`.
+    pub fn recorded_result(&self, request: &ClientRequest) -> Option<&ReplyResult> {
+        match self.sessions.get(&request.process) {
+            Some((last_seq, result)) if *last_seq == request.seq => Some(result),
+            _ => None,
+        }
     }
 
     /// Applies a client request at most once: a request whose (process, seq) was applied already
@@ -204,10 +215,16 @@ impl StateMachine {
         let Some(micro_ops) = op.value.as_list() else {
             return ReplyResult::Fail("txn needs a list of micro-ops".into());
         };
+        // Check every micro-op before running any, so a bad one fails the whole transaction with no
+        // effect (a transaction is all or nothing).
+        let well_formed = |micro: &Value| matches!(micro.as_list(), Some([Value::Str(kind), _, _]) if matches!(kind.as_str(), "r" | "w" | "append"));
+        if let Some(bad) = micro_ops.iter().find(|m| !well_formed(m)) {
+            return ReplyResult::Fail(format!("bad micro-op {bad}"));
+        }
         let mut out = Vec::with_capacity(micro_ops.len());
         for micro in micro_ops {
             let Some([Value::Str(kind), key, value]) = micro.as_list() else {
-                return ReplyResult::Fail(format!("bad micro-op {micro}"));
+                unreachable!("micro-ops were checked above");
             };
             let filled = match kind.as_str() {
                 "r" => self.txn_objects.get(key).cloned().unwrap_or(Value::Nil),
@@ -223,7 +240,7 @@ impl StateMachine {
                     }
                     value.clone()
                 }
-                _ => return ReplyResult::Fail(format!("bad micro-op {micro}")),
+                _ => unreachable!("micro-ops were checked above"),
             };
             out.push(Value::List(vec![Value::Str(kind.clone()), key.clone(), filled]));
         }
