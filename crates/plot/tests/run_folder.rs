@@ -116,7 +116,7 @@ fn a_violation_in_a_scenario_run_shows_the_checker_report() {
     render_run(&dir, &RenderOptions::default()).expect("renders");
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
     assert!(html.contains("<h3>linearizable <span class=\"badge invalid\">invalid</span></h3>"));
-    assert!(html.contains("<details open><summary>details (counterexample, JSON)</summary>"));
+    assert!(html.contains("<details open><summary>counterexample (the checker's details, JSON)</summary>"));
     assert!(html.contains("as expected"), "a violation was expected");
     let report = &outcome.checks[0].report;
     let first_line = report.lines().next().expect("a report");
