@@ -25,22 +25,28 @@ pub struct CapFigures {
     /// Ok fraction of operations invoked inside a fault window (`None`: no such operation).
     pub availability_during_faults: Option<f64>,
     pub stale: StaleReads,
-    /// The linearizability verdict run.json recorded, if any.
-    pub linearizable: Option<Validity>,
+    /// The consistency checks run.json recorded (every check but `availability`), with verdicts.
+    pub consistency: Vec<(String, Validity)>,
 }
 
 impl CapFigures {
     pub fn of(run: &RunData) -> CapFigures {
         let during: Vec<_> =
             run.ops.iter().filter(|op| metrics::invoked_during_faults(op, &run.fault_windows)).cloned().collect();
-        let linearizable = run.info.checks.iter().find(|c| c.name.starts_with("linearizab")).map(|c| c.validity());
+        let consistency = run
+            .info
+            .checks
+            .iter()
+            .filter(|c| c.name != "availability")
+            .map(|c| (c.name.clone(), c.validity()))
+            .collect();
         CapFigures {
             label: run_label(run),
             ops: run.ops.len(),
             availability: metrics::availability(&run.ops),
             availability_during_faults: metrics::availability(&during),
             stale: metrics::stale_reads(&run.ops),
-            linearizable,
+            consistency,
         }
     }
 }
@@ -259,7 +265,7 @@ impl Chart for CapComparisonChart {
         let y_max = fractions.iter().copied().fold(0.0, f64::max).max(0.05) * 1.45;
         bar_panel(
             &panels[1],
-            "Stale reads: value already overwritten when read",
+            "Stale reads (value already overwritten when read) and checks",
             &labels,
             y_max,
             "fraction of ok reads",
@@ -273,9 +279,12 @@ impl Chart for CapComparisonChart {
                             run_color(index).filled(),
                         )))
                         .map_err(draw_error)?;
-                    let verdict = match run.linearizable {
-                        Some(v) => format!("linearizable: {}", v.as_str()),
-                        None => "linearizable: not checked".to_string(),
+                    let verdict = if run.consistency.is_empty() {
+                        "no consistency check".to_string()
+                    } else {
+                        let verdicts: Vec<String> =
+                            run.consistency.iter().map(|(name, v)| format!("{name}: {}", v.as_str())).collect();
+                        verdicts.join(", ")
                     };
                     bar_label(chart, verdict, x + 0.5, fraction, 0)?;
                     bar_label(

@@ -61,6 +61,8 @@ fn cap_comparison_of_run_folders_sets_cp_and_ap_side_by_side() {
         &format!("{:.1}%", ap_during * 100.0),
         &format!("{} of {} reads stale", ap_figures.stale.stale, ap_figures.stale.reads_ok),
         "0 of ",
+        "stale-reads: valid",
+        "stale-reads: invalid",
     ] {
         assert!(has(&texts, wanted), "the CAP chart lacks {wanted:?}: {texts:?}");
     }
@@ -149,6 +151,11 @@ fn malformed_sweep_lines_are_placed() {
     std::fs::write(&path, "{\"seed\": 1, \"valid\": true}\n\n{\"seed\": 2, \"valid\": tru}\n").expect("write");
     let message = read_sweep(&path).expect_err("line 3").to_string();
     assert!(message.contains("bad.jsonl:3:"), "{message}");
+    // A last line cut short (an interrupted sweep) is not a seed; the same line complete is an error.
+    std::fs::write(&path, "{\"seed\": 1, \"valid\": true}\n{\"seed\": 2, \"va").expect("write");
+    assert_eq!(read_sweep(&path).expect("the cut line is left out").len(), 1);
+    std::fs::write(&path, "{\"seed\": 1, \"valid\": true}\n{\"seed\": 2, \"va\n").expect("write");
+    assert!(read_sweep(&path).expect_err("a complete bad line").to_string().contains("bad.jsonl:2:"));
     std::fs::write(&path, "{\"seed\": -4}\n").expect("write");
     let message = read_sweep(&path).expect_err("a negative seed").to_string();
     assert!(message.contains("bad.jsonl:1:1: \"seed\" is not a non-negative integer"), "{message}");
