@@ -1,6 +1,6 @@
 //! The `detsim` library: what a user needs to simulate and test a protocol (the core types, the
 //! checkers, proptest) re-exported in one place, the [`testing`] module for property-based tests of
-//! your own `Node`s, and the teaching labs behind `detsim lab`.
+//! your own `Node`s, and the teaching labs behind `detsim lab` ([`labs`]).
 
 pub use detsim_check as check;
 pub use detsim_check::{check_linearizable, LinearizabilityOptions, Model, Validity, Verdict};
@@ -13,4 +13,5 @@ pub use detsim_core::{
 /// proptest, re-exported so that a test crate needs only `detsim` as a dev-dependency.
 pub use proptest;
 
+pub mod labs;
 pub mod testing;

@@ -11,6 +11,7 @@ mod replay;
 mod run;
 mod shrink;
 mod sweep;
+mod lab;
 
 use clap::{Parser, Subcommand};
 use common::{Exit, EXIT_BAD_INPUT};
@@ -47,6 +48,8 @@ enum Command {
     List(list::ListArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
+    /// Teaching labs: list them, write a skeleton crate, grade an implementation.
+    Lab(lab::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn try_main() -> anyhow::Result<ExitCode> {
         Command::Plot(args) => plot::run(&args),
         Command::List(args) => list::run(&args),
         Command::Completions(args) => completions::run(&args),
+        Command::Lab(args) => lab::run(&args),
     }
 }
 

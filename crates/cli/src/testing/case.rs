@@ -179,7 +179,8 @@ pub struct CaseSpace {
     /// Most fault windows in a schedule.
     pub max_faults: usize,
     pub fault_kinds: FaultKinds,
-    /// Longest fault window.
+    /// Shortest and longest fault window.
+    pub min_window_ms: u32,
     pub max_window_ms: u32,
     /// Draw latency, loss, duplication and FIFO too; otherwise every case has the default network.
     pub vary_network: bool,
@@ -187,6 +188,11 @@ pub struct CaseSpace {
     pub max_duplicate_percent: u8,
     /// Think time between a client's operations is drawn from this range.
     pub think_ms: (u32, u32),
+    /// Each side of a drawn partition has at least this many servers (1: any split).
+    pub min_partition_side: u32,
+    /// Partitions may cut clients `c1..` up to this many off with their side (0: clients always
+    /// reach both sides). A client on the minority side is what makes a stale read observable.
+    pub partition_clients: u32,
 }
 
 impl Default for CaseSpace {
@@ -196,11 +202,14 @@ impl Default for CaseSpace {
             max_ops: 40,
             max_faults: 6,
             fault_kinds: FaultKinds::ALL,
+            min_window_ms: 0,
             max_window_ms: 800,
             vary_network: true,
             max_loss_percent: 5,
             max_duplicate_percent: 5,
             think_ms: (10, 60),
+            min_partition_side: 1,
+            partition_clients: 0,
         }
     }
 }
@@ -220,7 +229,20 @@ pub fn network_conditions(max_loss_percent: u8, max_duplicate_percent: u8) -> Bo
 
 /// Strategy: one fault on one of `servers` servers (the kinds allowed); shrinks towards a crash of n1.
 pub fn window_fault(servers: u32, kinds: FaultKinds) -> BoxedStrategy<WindowFault> {
+    window_fault_with_sides(servers, kinds, 1, 0)
+}
+
+/// Like [`window_fault`], with at least `min_side` servers on each side of a partition (no
+/// partitions when the cluster is too small for two such sides), and partitions that may take
+/// some of clients `0..partition_clients` along with their side.
+pub fn window_fault_with_sides(
+    servers: u32,
+    kinds: FaultKinds,
+    min_side: u32,
+    partition_clients: u32,
+) -> BoxedStrategy<WindowFault> {
     assert!(servers > 0, "a cluster has at least one server");
+    let min_side = min_side.max(1);
     assert!(!kinds.is_empty(), "at least one fault kind");
     let node = move || 0..servers;
     let mut options: Vec<BoxedStrategy<WindowFault>> = Vec::new();
@@ -233,13 +255,13 @@ pub fn window_fault(servers: u32, kinds: FaultKinds) -> BoxedStrategy<WindowFaul
     if kinds.isolate {
         options.push(node().prop_map(|node| WindowFault::Isolate { node }).boxed());
     }
-    if kinds.partition && servers > 1 {
+    if kinds.partition && servers >= 2 * min_side {
         // A random proper, non-empty subset of the servers; it shrinks towards smaller sides.
-        options.push(
-            proptest::sample::subsequence((0..servers).collect::<Vec<u32>>(), 1..servers as usize)
-                .prop_map(|side| WindowFault::Partition { side })
-                .boxed(),
-        );
+        let sides = min_side as usize..=(servers - min_side) as usize;
+        let side = proptest::sample::subsequence((0..servers).collect::<Vec<u32>>(), sides);
+        let clients =
+            proptest::sample::subsequence((0..partition_clients).collect::<Vec<u32>>(), 0..=partition_clients as usize);
+        options.push((side, clients).prop_map(|(side, clients)| WindowFault::Partition { side, clients }).boxed());
     }
     if kinds.one_way && servers > 1 {
         options.push(
@@ -267,7 +289,8 @@ pub fn window_fault(servers: u32, kinds: FaultKinds) -> BoxedStrategy<WindowFaul
 
 /// Strategy: up to `space.max_faults` fault windows starting before `horizon_ms`.
 pub fn fault_schedule(servers: u32, horizon_ms: u32, space: &CaseSpace) -> BoxedStrategy<Vec<FaultWindow>> {
-    let window = (0..horizon_ms.max(1), 0..=space.max_window_ms, window_fault(servers, space.fault_kinds))
+    let fault = window_fault_with_sides(servers, space.fault_kinds, space.min_partition_side, space.partition_clients);
+    let window = (0..horizon_ms.max(1), space.min_window_ms..=space.max_window_ms.max(space.min_window_ms), fault)
         .prop_map(|(start_ms, duration_ms, fault)| FaultWindow { start_ms, duration_ms, fault });
     proptest::collection::vec(window, 0..=space.max_faults).boxed()
 }
@@ -330,7 +353,11 @@ mod tests {
         let case = TestCase {
             seed: 7,
             network: NetworkConditions::default(),
-            faults: vec![FaultWindow { start_ms: 5, duration_ms: 9, fault: WindowFault::Partition { side: vec![1] } }],
+            faults: vec![FaultWindow {
+                start_ms: 5,
+                duration_ms: 9,
+                fault: WindowFault::Partition { side: vec![1], clients: vec![] },
+            }],
             workload: WorkloadPlan { ops: vec![PlannedOp::Read { key: 0 }], think_ms: 3 },
         };
         assert_eq!(TestCase::from_json(&case.to_json()), Ok(case));
@@ -345,7 +372,7 @@ mod tests {
             prop_assert!(windows.len() <= CaseSpace::default().max_faults);
             prop_assert!(crate::testing::schedule::validate(&windows, 3).is_ok());
             for window in &windows {
-                if let WindowFault::Partition { side } = &window.fault {
+                if let WindowFault::Partition { side, .. } = &window.fault {
                     prop_assert!(!side.is_empty() && side.len() < 3);
                 }
             }

@@ -90,6 +90,8 @@ struct Pending {
     request_id: u64,
     op: Op,
     timeout: TimerId,
+    /// When the operation was invoked (the client's clock), to tell probes after the heal apart.
+    invoked_ms: u64,
 }
 
 /// A client node: issues its planned operations one at a time (closed loop), records each as
@@ -181,7 +183,7 @@ impl Client {
         self.next_request_seq += 1;
         ctx.invoke(self.process, op.clone());
         let timeout = ctx.set_timer(Duration::from_millis(self.settings.timeout_ms), tag::TIMEOUT | request_id);
-        self.pending = Some(Pending { request_id, op: op.clone(), timeout });
+        self.pending = Some(Pending { request_id, op: op.clone(), timeout, invoked_ms: now_ms });
         ctx.send(self.target, S::request(ClientRequest { id: request_id, op }));
     }
 
@@ -212,8 +214,10 @@ impl Client {
                 if !value.is_nil() || matches!(op.f.as_str(), "read" | "get" | "dequeue") {
                     op.value = value;
                 }
+                // Only an operation invoked after the heal shows liveness after it; one that was
+                // stuck across the heal and completes just after does not.
                 if let Some(from_ms) = self.settings.probe_from_ms {
-                    if Self::now_ms(ctx) >= from_ms {
+                    if pending.invoked_ms >= from_ms {
                         self.probed_ok = true;
                     }
                 }

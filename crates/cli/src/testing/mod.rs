@@ -30,8 +30,8 @@ pub mod runner;
 pub mod schedule;
 
 pub use case::{
-    fault_schedule, network_conditions, test_cases, window_fault, workload, CaseSpace, NetworkConditions, OpMix,
-    PlannedOp, TestCase, WorkloadPlan,
+    fault_schedule, network_conditions, test_cases, window_fault, window_fault_with_sides, workload, CaseSpace,
+    NetworkConditions, OpMix, PlannedOp, TestCase, WorkloadPlan,
 };
 pub use harness::{Actor, Client, ClientReply, ClientRequest, ClientSettings, Service};
 pub use runner::{

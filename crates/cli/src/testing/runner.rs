@@ -303,7 +303,7 @@ impl Report {
         ));
         out.push_str(&format!("  replay: {}\n", replay_command(case)));
         out.push_str("  as scenario faults:\n");
-        let toml = schedule::scenario_faults_toml(&timeline(&case.faults, self.servers, self.heal_at_ms));
+        let toml = schedule::scenario_faults_toml(&timeline(&case.faults, self.servers, self.heal_at_ms), self.servers);
         for line in toml.lines().filter(|l| !l.is_empty()) {
             out.push_str(&format!("    {line}\n"));
         }

@@ -16,8 +16,13 @@ pub enum WindowFault {
     Pause { node: u32 },
     /// The node is cut off from every other node (clients too) until the end.
     Isolate { node: u32 },
-    /// The servers split into `side` and the rest (clients still reach both) until the end.
-    Partition { side: Vec<u32> },
+    /// The servers split into `side` and the rest until the end. The clients listed (by index: `c1`
+    /// is 0) are cut off together with `side`; every other client still reaches both sides.
+    Partition {
+        side: Vec<u32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        clients: Vec<u32>,
+    },
     /// Messages from `from` to `to` are lost until the end; the reverse direction still flows.
     OneWay { from: u32, to: u32 },
     /// The node's clock steps by `by_ms` at the start (negative: backwards); nothing happens at the end.
@@ -121,8 +126,9 @@ impl WindowFault {
             WindowFault::Crash { node } => (Fault::Crash { node: id(*node) }, Some(Fault::Restart { node: id(*node) })),
             WindowFault::Pause { node } => (Fault::Pause { node: id(*node) }, Some(Fault::Resume { node: id(*node) })),
             WindowFault::Isolate { node } => (Fault::Isolate { node: id(*node) }, Some(Fault::Heal)),
-            WindowFault::Partition { side } => {
-                let left: Vec<NodeId> = side.iter().copied().map(id).collect();
+            WindowFault::Partition { side, clients } => {
+                let left: Vec<NodeId> =
+                    side.iter().copied().chain(clients.iter().map(|c| servers + c)).map(id).collect();
                 let right: Vec<NodeId> = (0..servers).filter(|n| !side.contains(n)).map(id).collect();
                 (Fault::Partition { groups: vec![left, right] }, Some(Fault::Heal))
             }
@@ -150,8 +156,9 @@ impl fmt::Display for WindowFault {
             WindowFault::Crash { node } => write!(f, "crash {}", server_name(*node)),
             WindowFault::Pause { node } => write!(f, "pause {}", server_name(*node)),
             WindowFault::Isolate { node } => write!(f, "isolate {}", server_name(*node)),
-            WindowFault::Partition { side } => {
-                let names: Vec<String> = side.iter().map(|n| server_name(*n)).collect();
+            WindowFault::Partition { side, clients } => {
+                let mut names: Vec<String> = side.iter().map(|n| server_name(*n)).collect();
+                names.extend(clients.iter().map(|c| format!("c{}", c + 1)));
                 write!(f, "partition {{{}}} from the rest", names.join(" "))
             }
             WindowFault::OneWay { from, to } => write!(f, "cut {} -> {}", server_name(*from), server_name(*to)),
@@ -183,31 +190,65 @@ pub struct TimedFault {
     pub fault: Fault,
 }
 
+impl WindowFault {
+    /// Whether this window changes which links carry messages (isolate, partition, one-way): such
+    /// windows all end with the core's blanket `heal`, so the timeline re-opens the ones still active.
+    pub fn is_network_cut(&self) -> bool {
+        matches!(self, WindowFault::Isolate { .. } | WindowFault::Partition { .. } | WindowFault::OneWay { .. })
+    }
+}
+
 /// Spells a list of windows out as a timeline of faults, in time order (ties: in window order, starts
 /// before ends), every window closed by `heal_at_ms` at the latest, and a final `heal` then.
+///
+/// Overlapping network windows behave as a stack: the core keeps one group partition (an isolate or
+/// partition replaces the previous one) and heals every cut at once, so when a network window ends
+/// the timeline heals and then re-opens every network window still active, in start order. A
+/// window's fault therefore holds for its whole duration unless a later group partition overrides it.
 pub fn timeline(windows: &[FaultWindow], servers: u32, heal_at_ms: u32) -> Vec<TimedFault> {
-    // (time, phase, window index): a window's end sorts after every start at the same instant, so a
-    // zero-length window still opens before it closes.
-    let mut keyed: Vec<(u32, u8, usize, Fault)> = Vec::with_capacity(windows.len() * 2 + 1);
-    for (index, window) in windows.iter().enumerate() {
+    let span = |window: &FaultWindow| {
         let start_ms = window.start_ms.min(heal_at_ms);
         let end_ms = window.start_ms.saturating_add(window.duration_ms).min(heal_at_ms);
+        (start_ms, end_ms)
+    };
+    // (time, phase, window index, order within the step): a window's end sorts after every start at
+    // the same instant, so a zero-length window still opens before it closes.
+    let mut keyed: Vec<(u32, u8, usize, usize, Fault)> = Vec::with_capacity(windows.len() * 2 + 1);
+    for (index, window) in windows.iter().enumerate() {
+        let (start_ms, end_ms) = span(window);
         let (open, close) = window.fault.faults(servers);
-        keyed.push((start_ms, 0, index, open));
-        if let Some(close) = close {
-            keyed.push((end_ms, 1, index, close));
+        keyed.push((start_ms, 0, index, 0, open));
+        let Some(close) = close else { continue };
+        keyed.push((end_ms, 1, index, 0, close));
+        if !window.fault.is_network_cut() || end_ms >= heal_at_ms {
+            continue;
+        }
+        // Still active after this close: started by now (ties: earlier in the list), ending later.
+        let mut still_open: Vec<(u32, usize)> = windows
+            .iter()
+            .enumerate()
+            .filter(|(other, w)| *other != index && w.fault.is_network_cut())
+            .filter(|(_, w)| {
+                let (other_start, other_end) = span(w);
+                other_start <= end_ms && other_end > end_ms
+            })
+            .map(|(other, w)| (span(w).0, other))
+            .collect();
+        still_open.sort_unstable();
+        for (order, (_, other)) in still_open.into_iter().enumerate() {
+            keyed.push((end_ms, 1, index, order + 1, windows[other].fault.faults(servers).0));
         }
     }
-    keyed.push((heal_at_ms, 2, usize::MAX, Fault::Heal));
-    keyed.sort_by_key(|(at, phase, index, _)| (*at, *phase, *index));
-    keyed.into_iter().map(|(at_ms, _, _, fault)| TimedFault { at_ms, fault }).collect()
+    keyed.push((heal_at_ms, 2, usize::MAX, 0, Fault::Heal));
+    keyed.sort_by_key(|(at, phase, index, order, _)| (*at, *phase, *index, *order));
+    keyed.into_iter().map(|(at_ms, _, _, _, fault)| TimedFault { at_ms, fault }).collect()
 }
 
 /// Checks that every node a window names is one of the `servers`; the message says which is not.
 pub fn validate(windows: &[FaultWindow], servers: u32) -> Result<(), String> {
     for window in windows {
         let nodes: Vec<u32> = match &window.fault {
-            WindowFault::Partition { side } => side.clone(),
+            WindowFault::Partition { side, .. } => side.clone(),
             WindowFault::OneWay { from, to } => vec![*from, *to],
             WindowFault::Crash { node }
             | WindowFault::Pause { node }
@@ -223,15 +264,17 @@ pub fn validate(windows: &[FaultWindow], servers: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Renders a fault timeline as the `[[faults]]` tables of a scenario file.
-pub fn scenario_faults_toml(timeline: &[TimedFault]) -> String {
+/// Renders a fault timeline as the `[[faults]]` tables of a scenario file; node ids from `servers`
+/// on are clients (`c1`, ...).
+pub fn scenario_faults_toml(timeline: &[TimedFault], servers: u32) -> String {
+    let node_name = |id: u32| if id < servers { server_name(id) } else { format!("c{}", id - servers + 1) };
     let mut out = String::new();
     for timed in timeline {
         out.push_str("[[faults]]\n");
         out.push_str(&format!("at = \"{}ms\"\n", timed.at_ms));
         out.push_str(&format!("kind = \"{}\"\n", timed.fault.kind()));
         let names = |nodes: &[NodeId]| {
-            let quoted: Vec<String> = nodes.iter().map(|n| format!("\"{}\"", server_name(n.0))).collect();
+            let quoted: Vec<String> = nodes.iter().map(|n| format!("\"{}\"", node_name(n.0))).collect();
             format!("[{}]", quoted.join(", "))
         };
         match &timed.fault {
@@ -243,23 +286,23 @@ pub fn scenario_faults_toml(timeline: &[TimedFault]) -> String {
                 out.push_str(&format!("from = {}\nto = {}\n", names(from), names(to)));
             }
             Fault::ClockJump { node, by_ns } => {
-                out.push_str(&format!("node = \"{}\"\nby = \"{}ms\"\n", server_name(node.0), by_ns / 1_000_000));
+                out.push_str(&format!("node = \"{}\"\nby = \"{}ms\"\n", node_name(node.0), by_ns / 1_000_000));
             }
             Fault::LossBurst { node, loss } => {
                 if let Some(node) = node {
-                    out.push_str(&format!("node = \"{}\"\n", server_name(node.0)));
+                    out.push_str(&format!("node = \"{}\"\n", node_name(node.0)));
                 }
                 out.push_str(&format!("loss = {loss}\n"));
             }
             Fault::LatencySpike { node, extra_ns } => {
                 if let Some(node) = node {
-                    out.push_str(&format!("node = \"{}\"\n", server_name(node.0)));
+                    out.push_str(&format!("node = \"{}\"\n", node_name(node.0)));
                 }
                 out.push_str(&format!("extra = \"{}ms\"\n", extra_ns / 1_000_000));
             }
             other => {
                 if let Some(node) = other.nodes().first() {
-                    out.push_str(&format!("node = \"{}\"\n", server_name(node.0)));
+                    out.push_str(&format!("node = \"{}\"\n", node_name(node.0)));
                 }
             }
         }
@@ -281,7 +324,11 @@ mod tests {
     fn timeline_closes_every_window_by_the_heal_and_heals_last() {
         let windows = vec![
             FaultWindow { start_ms: 100, duration_ms: 5_000, fault: WindowFault::Crash { node: 0 } },
-            FaultWindow { start_ms: 50, duration_ms: 0, fault: WindowFault::Partition { side: vec![2] } },
+            FaultWindow {
+                start_ms: 50,
+                duration_ms: 0,
+                fault: WindowFault::Partition { side: vec![2], clients: vec![] },
+            },
             FaultWindow { start_ms: 70, duration_ms: 10, fault: WindowFault::ClockJump { node: 1, by_ms: -20 } },
         ];
         let timeline = timeline(&windows, 3, 1_000);
@@ -297,6 +344,35 @@ mod tests {
     }
 
     #[test]
+    fn ending_one_network_window_reopens_the_others_still_active() {
+        let windows = vec![
+            FaultWindow {
+                start_ms: 100,
+                duration_ms: 900,
+                fault: WindowFault::Partition { side: vec![0], clients: vec![1] },
+            },
+            FaultWindow { start_ms: 200, duration_ms: 100, fault: WindowFault::OneWay { from: 1, to: 2 } },
+            FaultWindow { start_ms: 250, duration_ms: 100, fault: WindowFault::Crash { node: 2 } },
+        ];
+        let timeline = timeline(&windows, 3, 2_000);
+        let spelled: Vec<(u32, &str)> = timeline.iter().map(|t| (t.at_ms, t.fault.kind())).collect();
+        assert_eq!(
+            spelled,
+            [
+                (100, "partition"),
+                (200, "one-way"),
+                (250, "crash"),
+                (300, "heal"),
+                (300, "partition"),
+                (350, "restart"),
+                (1_000, "heal"),
+                (2_000, "heal")
+            ]
+        );
+        assert_eq!(timeline[4].fault, timeline[0].fault, "the partition is re-opened as it was");
+    }
+
+    #[test]
     fn validation_names_the_window_with_a_missing_server() {
         let windows = vec![FaultWindow { start_ms: 1, duration_ms: 1, fault: WindowFault::OneWay { from: 0, to: 5 } }];
         let message = validate(&windows, 3).expect_err("server index 5 does not exist");
@@ -307,7 +383,7 @@ mod tests {
     #[test]
     fn scenario_toml_spells_each_fault() {
         let windows = vec![FaultWindow { start_ms: 10, duration_ms: 20, fault: WindowFault::Crash { node: 1 } }];
-        let toml = scenario_faults_toml(&timeline(&windows, 3, 500));
+        let toml = scenario_faults_toml(&timeline(&windows, 3, 500), 3);
         assert_eq!(
             toml,
             "[[faults]]\nat = \"10ms\"\nkind = \"crash\"\nnode = \"n2\"\n\n\

@@ -1,0 +1,71 @@
+//! The run folder of a failing lab run: run.json, history.jsonl and trace.jsonl in the layout
+//! `detsim plot` reads (docs/plots.md), plus report.html with its charts, so a student can open the
+//! failure in a browser: latency over time, availability, the Lamport diagram around the fault.
+
+use detsim_core::{AnySimulation, History};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+/// A run folder being written: the trace streams into it while the run goes.
+pub struct RunFolder {
+    dir: PathBuf,
+}
+
+impl RunFolder {
+    /// Creates (or empties) `dir` and streams `sim`'s trace into `dir/trace.jsonl`. Call before the run.
+    pub fn start(dir: &Path, sim: &mut dyn AnySimulation) -> Result<RunFolder, String> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let trace_path = dir.join("trace.jsonl");
+        let trace = File::create(&trace_path).map_err(|e| format!("{}: {e}", trace_path.display()))?;
+        sim.stream_trace_to(Box::new(BufWriter::new(trace)));
+        Ok(RunFolder { dir: dir.to_path_buf() })
+    }
+
+    /// Ends the run folder: flushes the trace, writes the history and `info` as run.json, renders
+    /// report.html. Returns the report's path.
+    pub fn finish(
+        self,
+        sim: &mut dyn AnySimulation,
+        history: &History,
+        info: serde_json::Value,
+    ) -> Result<PathBuf, String> {
+        sim.finish().map_err(|e| e.to_string())?;
+        write_run_folder(&self.dir, history, &info)
+    }
+}
+
+/// Writes history.jsonl and run.json into `dir` (whose trace.jsonl, if any, is already there) and
+/// renders report.html; returns its path.
+pub fn write_run_folder(dir: &Path, history: &History, info: &serde_json::Value) -> Result<PathBuf, String> {
+    let history_path = dir.join("history.jsonl");
+    let file = File::create(&history_path).map_err(|e| format!("{}: {e}", history_path.display()))?;
+    history.write_jsonl(BufWriter::new(file)).map_err(|e| format!("{}: {e}", history_path.display()))?;
+    let info_path = dir.join("run.json");
+    let text = serde_json::to_string_pretty(info).expect("run info serialises");
+    std::fs::write(&info_path, text).map_err(|e| format!("{}: {e}", info_path.display()))?;
+    if !dir.join("trace.jsonl").exists() {
+        std::fs::write(dir.join("trace.jsonl"), "").map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    detsim_plot::render_report(dir).map_err(|e| format!("rendering the report: {e}"))
+}
+
+/// The fault windows of a lab run as run.json spells them (`kind`, `start_ns`, `end_ns`).
+pub fn fault_windows_json(windows: &[crate::testing::FaultWindow], heal_at_ms: u32) -> serde_json::Value {
+    let spelled: Vec<serde_json::Value> = windows
+        .iter()
+        .map(|w| {
+            let start_ms = w.start_ms.min(heal_at_ms);
+            let end_ms = w.start_ms.saturating_add(w.duration_ms).min(heal_at_ms);
+            serde_json::json!({
+                "kind": w.fault.kind(),
+                "start_ns": u64::from(start_ms) * 1_000_000,
+                "end_ns": u64::from(end_ms) * 1_000_000,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(spelled)
+}
