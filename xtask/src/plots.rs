@@ -79,20 +79,23 @@ struct Showcase {
     charts: &'static [&'static str],
 }
 
-const SHOWCASES: &[Showcase] = &[Showcase {
-    file: "scenarios/quickstart.toml",
-    name: "quickstart",
-    charts: &[
-        "latency",
-        "latency-quantiles",
-        "latency-cdf",
-        "throughput",
-        "availability",
-        "messages-per-op",
-        "lamport",
-        "lamport-fault-start",
-    ],
-}];
+const SHOWCASES: &[Showcase] = &[
+    Showcase {
+        file: "scenarios/quickstart.toml",
+        name: "quickstart",
+        charts: &[
+            "latency",
+            "latency-quantiles",
+            "latency-cdf",
+            "throughput",
+            "availability",
+            "messages-per-op",
+            "lamport",
+            "lamport-fault-start",
+        ],
+    },
+    Showcase { file: "scenarios/lamport-diagram.toml", name: "lamport-diagram", charts: &["lamport"] },
+];
 
 /// Pairs of curated scenarios for the CAP comparison (CP first); the first pair that exists is used,
 /// else the demo register's CP and AP runs.
@@ -104,6 +107,8 @@ const CAP_PAIRS: &[(&str, &str)] = &[
 
 /// The scenario swept for the sweep charts, and its seeds.
 const SWEEP: (&str, &str) = ("scenarios/quickstart.toml", "1..25");
+/// Seeds of the sweep over the CAP pair (the sweep-driven CAP comparison).
+const CAP_SWEEP_SEEDS: &str = "1..21";
 
 /// `cargo xtask plots`: runs the curated scenarios and writes the charts docs/plots.md shows into
 /// docs/img.
@@ -155,6 +160,29 @@ pub fn plots(args: &[String]) -> Result<ExitCode, String> {
     let to = img.join("cap-comparison.png");
     copy(&cap_dir.join("cap-comparison.png"), &to)?;
     written.push(to);
+    if let Some((cp, ap)) = pair {
+        // The comparison driven by a sweep over the two scenarios.
+        let (cp_results, ap_results) = (work.join("cap-cp.sweep.jsonl"), work.join("cap-ap.sweep.jsonl"));
+        for (file, results) in [(cp, &cp_results), (ap, &ap_results)] {
+            detsim(&binary, &["sweep", file, "--seeds", CAP_SWEEP_SEEDS, "--out", path_str(results)?, "--fresh"])?;
+        }
+        let sweep_cap_dir = work.join("cap-sweep");
+        detsim(
+            &binary,
+            &[
+                "plot",
+                "--cap",
+                path_str(&cp_results)?,
+                path_str(&ap_results)?,
+                "--png",
+                "--out",
+                path_str(&sweep_cap_dir)?,
+            ],
+        )?;
+        let to = img.join("cap-sweep.png");
+        copy(&sweep_cap_dir.join("cap-comparison.png"), &to)?;
+        written.push(to);
+    }
 
     if root.join(SWEEP.0).exists() {
         let results = work.join("sweep.jsonl");

@@ -446,11 +446,11 @@ impl AvailabilityChart<'_> {
     }
 }
 
-/// (bucket index, (bucket centre in seconds, ok fraction)) of every non-empty bucket.
-pub(crate) fn availability_points(run: &RunData, bucket_ns: u64) -> Vec<(u64, (f64, f64))> {
+/// (bucket index, (bucket centre in seconds, ok fraction)) of every non-empty bucket of `ops`.
+pub(crate) fn availability_points(ops: &[OpSpan], end_ns: u64, bucket_ns: u64) -> Vec<(u64, (f64, f64))> {
     let bucket_s = bucket_ns as f64 / 1e9;
-    let end = end_s(run);
-    metrics::outcomes_by_invocation(&run.ops, bucket_ns, run.end_ns)
+    let end = (end_ns as f64 / 1e9).max(1e-3);
+    metrics::outcomes_by_invocation(ops, bucket_ns, end_ns)
         .iter()
         .enumerate()
         .filter(|(_, b)| b.total() > 0)
@@ -463,7 +463,7 @@ impl Chart for AvailabilityChart<'_> {
         self.frame().size()
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Option<ChartLayout>, PlotError> {
-        let points = availability_points(self.run, self.bucket_ns);
+        let points = availability_points(&self.run.ops, self.run.end_ns, self.bucket_ns);
         let layout = self.frame().draw(root, |chart| {
             let color = PALETTE[0];
             for segment in consecutive_segments(&points) {

@@ -132,6 +132,8 @@ impl Outcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpSpan {
     pub process: u64,
+    /// The client that ran it: the history's `node`, else `p<process>`.
+    pub client: String,
     pub f: String,
     pub key: Option<Value>,
     /// The value the client sent (a write's value).
@@ -162,6 +164,7 @@ pub fn operations(history: &History) -> Vec<OpSpan> {
                 open_by_process.insert(event.process, spans.len());
                 spans.push(OpSpan {
                     process: event.process,
+                    client: event.node.clone().unwrap_or_else(|| format!("p{}", event.process)),
                     f: event.f.clone(),
                     key: event.key.clone(),
                     invoke_value: event.value.clone(),

@@ -247,6 +247,10 @@ pub fn render_cap_comparison(inputs: &[PathBuf], out: &Path, png: bool) -> Resul
     if inputs.is_empty() {
         return Err(PlotError::Input("the CAP comparison needs run folders or sweep files".into()));
     }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| PlotError::Io { path: parent.to_path_buf(), message: e.to_string() })?;
+    }
     let folders = inputs.iter().filter(|p| p.is_dir()).count();
     let svg = if folders == inputs.len() {
         let runs = inputs.iter().map(|d| load_run(d)).collect::<Result<Vec<_>, _>>()?;
