@@ -1,6 +1,8 @@
-//! `cargo xtask`: project automation. `ci` runs exactly what CI runs; `bench` runs the benchmarks.
+//! `cargo xtask`: project automation. `ci` runs exactly what CI runs; `bench` runs the benchmarks;
+//! `plots` regenerates docs/img; `report-check` opens a report.html in headless Chromium.
 
 mod bench;
+mod plots;
 
 use std::process::{Command, ExitCode};
 
@@ -19,7 +21,12 @@ fn try_main(args: &[String]) -> Result<ExitCode, String> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench_command(&args[1..]),
-        _ => Err("usage: cargo xtask ci | bench [--json] [NAME...]".into()),
+        Some("plots") => plots::plots(&args[1..]),
+        Some("report-check") => plots::report_check(&args[1..]),
+        _ => {
+            Err("usage: cargo xtask ci | bench [--json] [NAME...] | plots | report-check [REPORT.html | RUN_DIR]"
+                .into())
+        }
     }
 }
 

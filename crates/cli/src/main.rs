@@ -6,6 +6,7 @@ mod common;
 mod completions;
 mod list;
 mod merge;
+mod plot;
 mod replay;
 mod run;
 mod shrink;
@@ -41,6 +42,8 @@ enum Command {
     Shrink(shrink::ShrinkArgs),
     /// Check histories for consistency and availability.
     Check(check::CheckArgs),
+    /// Re-render a run folder's charts and report.html; CAP comparisons; sweep charts.
+    Plot(plot::PlotArgs),
     /// List protocols, workloads, checks and faults, one line each.
     List(list::ListArgs),
     /// Print a shell completion script.
@@ -74,6 +77,7 @@ fn try_main() -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(&args),
         Command::Shrink(args) => shrink::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Plot(args) => plot::run(&args),
         Command::List(args) => list::run(&args),
         Command::Completions(args) => completions::run(&args),
         Command::Lab(args) => lab::run(&args),

@@ -249,61 +249,103 @@ impl LatencyCdfChart<'_> {
 
 const CDF_MARKS: [(&str, f64); 3] = [("p50", 0.5), ("p99", 0.99), ("max", 1.0)];
 
+/// 1, 2 and 5 times the powers of ten in `[lo, hi]` (for a logarithmic axis's ticks).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi {
+        for step in [1.0, 2.0, 5.0] {
+            let tick = decade * step;
+            if tick >= lo && tick <= hi {
+                ticks.push(tick);
+            }
+        }
+        decade *= 10.0;
+    }
+    ticks
+}
+
 impl Chart for LatencyCdfChart<'_> {
     fn size(&self) -> (u32, u32) {
         (640, 400)
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Option<ChartLayout>, PlotError> {
         let latencies = self.latencies();
-        let x_max = latencies.last().map_or(1e-3, |&l| l as f64 / 1e6).max(1e-3) * 1.05;
+        let min_ms = latencies.first().map_or(1e-3, |&l| l as f64 / 1e6).max(1e-3);
+        let max_ms = latencies.last().map_or(1e-3, |&l| l as f64 / 1e6).max(min_ms);
+        // A long tail squeezes the body of a linear axis: past a factor of 10, latency is logarithmic.
+        let logarithmic = max_ms / min_ms >= 10.0;
+        let to_x = |ms: f64| if logarithmic { ms.max(1e-3).log10() } else { ms };
+        let x_range = if logarithmic { (min_ms / 1.25).log10()..(max_ms * 1.25).log10() } else { 0.0..max_ms * 1.05 };
         let steps = latencies.len().min(400);
         let points: Vec<(f64, f64)> = (0..=steps)
             .map(|i| {
                 let q = i as f64 / steps.max(1) as f64;
-                (metrics::quantile(&latencies, q).unwrap_or(0) as f64 / 1e6, q)
+                let ms = metrics::quantile(&latencies, q).unwrap_or(0) as f64 / 1e6;
+                (to_x(ms), q)
             })
             .collect();
-        let title = format!("Latency CDF of {} ok operations", latencies.len());
+        let scale = if logarithmic { ", logarithmic latency axis" } else { "" };
+        let title = format!("Latency CDF of {} ok operations{scale}", latencies.len());
         let root = draw_title(root, &title)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..x_max, 0.0..1.0)
+            .build_cartesian_2d(x_range.clone(), 0.0..1.0)
             .map_err(draw_error)?;
         let tick = |v: &f64| format_tick(*v);
-        chart
-            .configure_mesh()
-            .max_light_lines(0)
+        let mut mesh = chart.configure_mesh();
+        mesh.max_light_lines(0)
             .bold_line_style(GRID)
             .x_desc("latency (ms)")
             .y_desc("fraction of ok operations")
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .label_style(text_style(12, &BLACK))
-            .axis_desc_style(text_style(13, &BLACK))
-            .draw()
-            .map_err(draw_error)?;
+            .axis_desc_style(text_style(13, &BLACK));
+        if logarithmic {
+            mesh.disable_x_mesh().x_labels(0);
+        }
+        mesh.draw().map_err(draw_error)?;
+        if logarithmic {
+            // Our own ticks at 1, 2, 5 × 10^k, with their grid lines.
+            let base = root.get_base_pixel();
+            let (_, y_px) = chart.plotting_area().get_pixel_range();
+            for value in log_ticks(min_ms / 1.25, max_ms * 1.25) {
+                let x = value.log10();
+                chart
+                    .draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, 1.0)], GRID.stroke_width(1))))
+                    .map_err(draw_error)?;
+                let (px, _) = chart.backend_coord(&(x, 0.0));
+                let style = text_style(12, &BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+                root.draw(&Text::new(format_tick(value), (px - base.0, y_px.end - base.1 + 6), style))
+                    .map_err(draw_error)?;
+            }
+        }
         if !latencies.is_empty() {
             chart.draw_series(LineSeries::new(points, PALETTE[0].stroke_width(2))).map_err(draw_error)?;
+            let right_edge = x_range.start + (x_range.end - x_range.start) * 0.7;
             for (index, (name, q)) in CDF_MARKS.into_iter().enumerate() {
                 let at_ns = metrics::quantile(&latencies, q).unwrap_or(0);
-                let at_ms = at_ns as f64 / 1e6;
+                let x = to_x(at_ns as f64 / 1e6);
                 chart
-                    .draw_series(DashedLineSeries::new(vec![(at_ms, 0.0), (at_ms, q)], 4, 4, TEXT_GREY.stroke_width(1)))
+                    .draw_series(DashedLineSeries::new(vec![(x, 0.0), (x, q)], 4, 4, TEXT_GREY.stroke_width(1)))
                     .map_err(draw_error)?;
-                chart
-                    .draw_series(std::iter::once(Circle::new((at_ms, q), 4, PALETTE[3].filled())))
-                    .map_err(draw_error)?;
-                // Labels sit left of the curve (the curve rises to the right), staggered downwards.
-                let style = text_style(12, &BLACK).pos(Pos::new(HPos::Right, VPos::Center));
-                let label_q = (q - 0.09 * index as f64).clamp(0.05, 0.97);
-                let text = Text::new(format!("{name} {}  ", human_duration(at_ns)), (at_ms, label_q), style);
-                chart.plotting_area().draw(&text).map_err(draw_error)?;
+                chart.draw_series(std::iter::once(Circle::new((x, q), 4, PALETTE[3].filled()))).map_err(draw_error)?;
+                // Below and right of the point is empty under a CDF; near the right edge, below-left.
+                let label_q = (q - 0.05 - 0.07 * index as f64).max(0.04);
+                let (h_pos, text) = if x < right_edge {
+                    (HPos::Left, format!("  {name} {}", human_duration(at_ns)))
+                } else {
+                    (HPos::Right, format!("{name} {}  ", human_duration(at_ns)))
+                };
+                let style = text_style(12, &BLACK).pos(Pos::new(h_pos, VPos::Center));
+                chart.plotting_area().draw(&Text::new(text, (x, label_q), style)).map_err(draw_error)?;
             }
         }
         let (x_px, y_px) = chart.plotting_area().get_pixel_range();
-        Ok(Some(ChartLayout { x_px, y_px, x_range: 0.0..x_max, y_range: 0.0..1.0 }))
+        Ok(Some(ChartLayout { x_px, y_px, x_range, y_range: 0.0..1.0 }))
     }
 }
 
@@ -404,11 +446,11 @@ impl AvailabilityChart<'_> {
     }
 }
 
-/// (bucket index, (bucket centre in seconds, ok fraction)) of every non-empty bucket.
-pub(crate) fn availability_points(run: &RunData, bucket_ns: u64) -> Vec<(u64, (f64, f64))> {
+/// (bucket index, (bucket centre in seconds, ok fraction)) of every non-empty bucket of `ops`.
+pub(crate) fn availability_points(ops: &[OpSpan], end_ns: u64, bucket_ns: u64) -> Vec<(u64, (f64, f64))> {
     let bucket_s = bucket_ns as f64 / 1e9;
-    let end = end_s(run);
-    metrics::outcomes_by_invocation(&run.ops, bucket_ns, run.end_ns)
+    let end = (end_ns as f64 / 1e9).max(1e-3);
+    metrics::outcomes_by_invocation(ops, bucket_ns, end_ns)
         .iter()
         .enumerate()
         .filter(|(_, b)| b.total() > 0)
@@ -421,7 +463,7 @@ impl Chart for AvailabilityChart<'_> {
         self.frame().size()
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Option<ChartLayout>, PlotError> {
-        let points = availability_points(self.run, self.bucket_ns);
+        let points = availability_points(&self.run.ops, self.run.end_ns, self.bucket_ns);
         let layout = self.frame().draw(root, |chart| {
             let color = PALETTE[0];
             for segment in consecutive_segments(&points) {
@@ -508,5 +550,17 @@ impl Chart for MessagesPerOpChart<'_> {
         }
         let (x_px, y_px) = chart.plotting_area().get_pixel_range();
         Ok(Some(ChartLayout { x_px, y_px, x_range: 0.0..x_max, y_range: 0.0..n as f64 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_ticks;
+
+    #[test]
+    fn log_ticks_are_one_two_five_per_decade_within_the_range() {
+        assert_eq!(log_ticks(8.0, 450.0), [10.0, 20.0, 50.0, 100.0, 200.0]);
+        assert_eq!(log_ticks(0.9, 1.5), [1.0]);
+        assert!(log_ticks(3.0, 4.0).is_empty());
     }
 }

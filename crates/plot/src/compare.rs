@@ -2,6 +2,8 @@
 //! overall, and stale or non-linearizable reads), from run folders or from sweeps; and, for sweeps,
 //! the outcome per seed and a metric's distribution across seeds.
 
+use std::collections::BTreeMap;
+
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -10,8 +12,8 @@ use crate::chart::{
     draw_error, draw_legend_row, draw_title, format_tick, text_style, wrap_text, Chart, ChartLayout, LegendEntry,
     Marker, TimeFrame, FAIL_COLOR, GRID, OK_COLOR, PALETTE, TEXT_GREY, UNKNOWN_COLOR,
 };
-use crate::charts::{availability_points, default_bucket_ns};
-use crate::data::{FaultInstant, FaultWindow, RunData, SweepRow, Validity};
+use crate::charts::default_bucket_ns;
+use crate::data::{FaultInstant, FaultWindow, OpSpan, Outcome, RunData, SweepRow, Validity};
 use crate::metrics::{self, StaleReads};
 use crate::PlotError;
 
@@ -19,30 +21,86 @@ use crate::PlotError;
 #[derive(Clone, Debug, PartialEq)]
 pub struct CapFigures {
     pub label: String,
+    /// Operations counted (those of the kinds compared).
     pub ops: usize,
-    /// Ok fraction of every operation.
+    /// Ok fraction of the completed operations.
     pub availability: Option<f64>,
     /// Ok fraction of operations invoked inside a fault window (`None`: no such operation).
     pub availability_during_faults: Option<f64>,
+    /// Stale reads among every read of the run.
     pub stale: StaleReads,
-    /// The linearizability verdict run.json recorded, if any.
-    pub linearizable: Option<Validity>,
+    /// The consistency checks run.json recorded (every check but `availability`), with verdicts.
+    pub consistency: Vec<(String, Validity)>,
+    /// The scenario's own availability check, when it has one (its window and operations).
+    pub availability_check: Option<AvailabilityCheck>,
+    /// Operation kinds this run refused outright, left out of its figures (not a service it offers).
+    pub left_out: Vec<String>,
+}
+
+/// What the scenario's `availability` check measured (run.json's check details).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AvailabilityCheck {
+    pub availability: f64,
+    pub min_availability: Option<f64>,
+    pub valid: Validity,
+    /// What it counted (`per client (read, write) invoked from 2s until 5s`).
+    pub window: Option<String>,
 }
 
 impl CapFigures {
+    /// The figures of `run`, leaving out the kinds of operation it refused outright.
     pub fn of(run: &RunData) -> CapFigures {
-        let during: Vec<_> =
-            run.ops.iter().filter(|op| metrics::invoked_during_faults(op, &run.fault_windows)).cloned().collect();
-        let linearizable = run.info.checks.iter().find(|c| c.name.starts_with("linearizab")).map(|c| c.validity());
+        let left_out = refused_kinds(run);
+        let ops = offered_ops(run, &left_out);
+        let during: Vec<OpSpan> =
+            ops.iter().filter(|op| metrics::invoked_during_faults(op, &run.fault_windows)).cloned().collect();
+        let consistency = run
+            .info
+            .checks
+            .iter()
+            .filter(|c| c.name != "availability")
+            .map(|c| (c.name.clone(), c.validity()))
+            .collect();
+        let availability_check = run.info.checks.iter().find(|c| c.name == "availability").and_then(|check| {
+            Some(AvailabilityCheck {
+                availability: check.details.get("availability")?.as_f64()?,
+                min_availability: check.details.get("min_availability").and_then(|v| v.as_f64()),
+                valid: check.validity(),
+                window: check.details.get("window").and_then(|v| v.as_str()).map(str::to_string),
+            })
+        });
         CapFigures {
             label: run_label(run),
-            ops: run.ops.len(),
-            availability: metrics::availability(&run.ops),
+            ops: ops.len(),
+            availability: metrics::availability(&ops),
             availability_during_faults: metrics::availability(&during),
             stale: metrics::stale_reads(&run.ops),
-            linearizable,
+            consistency,
+            availability_check,
+            left_out,
         }
     }
+}
+
+/// The operations of `run` but those of the `left_out` kinds.
+fn offered_ops(run: &RunData, left_out: &[String]) -> Vec<OpSpan> {
+    run.ops.iter().filter(|op| !left_out.contains(&op.f)).cloned().collect()
+}
+
+/// The kinds of operation `run` refused outright (some failed, none succeeded): a system that does
+/// not offer `cas` is not unavailable for it, so the comparison leaves such kinds out of that run.
+pub fn refused_kinds(run: &RunData) -> Vec<String> {
+    // Per kind: (ok, failed).
+    let mut seen: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for op in &run.ops {
+        let entry = seen.entry(op.f.as_str()).or_default();
+        match op.outcome {
+            Outcome::Ok => entry.0 += 1,
+            Outcome::Fail => entry.1 += 1,
+            Outcome::Unknown => {}
+        }
+    }
+    seen.into_iter().filter(|(_, (ok, failed))| *ok == 0 && *failed > 0).map(|(kind, _)| kind.to_string()).collect()
 }
 
 /// `scenario (protocol)`, or just one of them when they are the same or one is missing.
@@ -62,13 +120,25 @@ fn run_color(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
 }
 
-/// The CAP comparison of run folders: availability over time (one line per configuration, the
-/// first run's fault windows shaded), then availability overall and during faults, and stale reads
-/// with the linearizability verdict.
+/// A darker shade of `color` (the availability check's bar).
+fn darker(color: RGBColor) -> RGBColor {
+    RGBColor((color.0 as f64 * 0.6) as u8, (color.1 as f64 * 0.6) as u8, (color.2 as f64 * 0.6) as u8)
+}
+
+/// `color` mixed with white: `amount` of the colour (a light bar).
+fn lighter(color: RGBColor, amount: f64) -> RGBColor {
+    let mix = |c: u8| (255.0 - (255.0 - c as f64) * amount).round() as u8;
+    RGBColor(mix(color.0), mix(color.1), mix(color.2))
+}
+
+/// The CAP comparison of run folders: availability as the clients saw it over time (one line per
+/// configuration: each client's share of time in operations that succeeded, averaged over clients;
+/// the first run's fault windows shaded), then availability overall, during faults and by the
+/// scenario's own check, and stale reads with the consistency verdicts.
 pub struct CapComparisonChart {
     pub runs: Vec<CapFigures>,
-    /// (bucket index, (time s, ok fraction)) per run.
-    availability: Vec<Vec<(u64, (f64, f64))>>,
+    /// Per run, the top panel's points: (bucket index, (time s, client-time availability)).
+    pub availability: Vec<Vec<(u64, (f64, f64))>>,
     bucket_ns: u64,
     end_s: f64,
     windows: Vec<FaultWindow>,
@@ -85,9 +155,24 @@ impl CapComparisonChart {
         let windows = first.map(|r| r.fault_windows.clone()).unwrap_or_default();
         let instants = first.map(|r| r.trace.faults.clone()).unwrap_or_default();
         let faults_differ = runs.iter().any(|r| r.fault_windows != windows);
+        let bucket_s = bucket_ns as f64 / 1e9;
+        let availability = runs
+            .iter()
+            .map(|run| {
+                let ops = offered_ops(run, &refused_kinds(run));
+                metrics::client_time_availability(&ops, bucket_ns, run.end_ns)
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, share)| {
+                        let t_s = ((i as f64 + 0.5) * bucket_s).min(run.end_ns as f64 / 1e9);
+                        share.map(|share| (i as u64, (t_s, share)))
+                    })
+                    .collect()
+            })
+            .collect();
         CapComparisonChart {
             runs: runs.iter().map(CapFigures::of).collect(),
-            availability: runs.iter().map(|r| availability_points(r, bucket_ns)).collect(),
+            availability,
             bucket_ns,
             end_s: end_ns as f64 / 1e9,
             windows,
@@ -98,7 +183,7 @@ impl CapComparisonChart {
 
     fn frame(&self) -> TimeFrame<'_> {
         let mut title = format!(
-            "CAP comparison: availability per {} of the same workload and faults",
+            "CAP comparison: availability seen by the clients, per {}, of the same workload and faults",
             crate::data::human_duration(self.bucket_ns)
         );
         if self.faults_differ {
@@ -107,6 +192,7 @@ impl CapComparisonChart {
                 "CAP comparison: availability over time (faults shaded are those of {first}; the runs' faults differ)"
             );
         }
+
         TimeFrame {
             title,
             legend: self
@@ -119,7 +205,7 @@ impl CapComparisonChart {
             instants: &self.instants,
             x_range_s: 0.0..self.end_s,
             y_range: 0.0..1.05,
-            y_desc: "ok fraction".into(),
+            y_desc: "client time in ok ops".into(),
             plot_px: (1000, 210),
         }
     }
@@ -144,7 +230,14 @@ fn bar_panel<DB: DrawingBackend>(
     ) -> Result<(), PlotError>,
 ) -> Result<(), PlotError> {
     let n = groups.len().max(1);
-    let area = area.titled(title, text_style(15, &BLACK)).map_err(draw_error)?;
+    // The title, wrapped to the panel.
+    let (width, _) = area.dim_in_pixel();
+    let lines = wrap_text(title, 14, width as i32 - 24);
+    for (index, line) in lines.iter().enumerate() {
+        let style = text_style(14, &BLACK).pos(Pos::new(HPos::Center, VPos::Center));
+        area.draw(&Text::new(line.clone(), (width as i32 / 2, 12 + 18 * index as i32), style)).map_err(draw_error)?;
+    }
+    let area = area.split_vertically(8 + 18 * lines.len() as u32).1;
     let mut chart = ChartBuilder::on(&area)
         .margin(12)
         .x_label_area_size(44)
@@ -228,38 +321,67 @@ impl Chart for CapComparisonChart {
         })?;
         let panels = bottom.split_evenly((1, 2));
         let labels: Vec<String> = self.runs.iter().map(|r| r.label.clone()).collect();
-        // Left: availability overall (solid) and during faults (light), one pair per run.
-        bar_panel(
-            &panels[0],
-            "Availability: overall (solid) and during faults (light)",
-            &labels,
-            1.15,
-            "ok fraction",
-            |chart| {
-                for (index, run) in self.runs.iter().enumerate() {
-                    let color = run_color(index);
-                    let x = index as f64;
-                    let overall = run.availability.unwrap_or(0.0);
-                    let during = run.availability_during_faults.unwrap_or(0.0);
-                    chart
-                        .draw_series([
-                            Rectangle::new([(x + 0.14, 0.0), (x + 0.48, overall)], color.filled()),
-                            Rectangle::new([(x + 0.52, 0.0), (x + 0.86, during)], color.mix(0.4).filled()),
-                        ])
-                        .map_err(draw_error)?;
-                    bar_label(chart, percent(run.availability), x + 0.31, overall, 0)?;
-                    bar_label(chart, percent(run.availability_during_faults), x + 0.69, during, 0)?;
+        // Left: availability overall (solid), during faults (light) and, when the scenarios have one,
+        // their own availability check (dark, its threshold marked), a group per run.
+        let with_check = self.runs.iter().any(|r| r.availability_check.is_some());
+        let mut title = if with_check {
+            "Availability: all ops (solid), during faults (light), the check (dark)".to_string()
+        } else {
+            "Availability: overall (solid) and during faults (light)".to_string()
+        };
+        let refusals: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|r| !r.left_out.is_empty())
+            .map(|r| format!("{} left out of {} (refused outright)", r.left_out.join(", "), r.label))
+            .collect();
+        if !refusals.is_empty() {
+            title = format!("{title}; {}", refusals.join("; "));
+        }
+        bar_panel(&panels[0], &title, &labels, 1.15, "ok fraction", |chart| {
+            for (index, run) in self.runs.iter().enumerate() {
+                let color = run_color(index);
+                let x = index as f64;
+                let mut bars: Vec<(Option<f64>, RGBColor, String)> = vec![
+                    (run.availability, color, percent(run.availability)),
+                    (run.availability_during_faults, lighter(color, 0.4), percent(run.availability_during_faults)),
+                ];
+                if with_check {
+                    let check = run.availability_check.as_ref();
+                    let text = check.map_or("no check".to_string(), |c| percent(Some(c.availability)));
+                    bars.push((check.map(|c| c.availability), darker(color), text));
                 }
-                Ok(())
-            },
-        )?;
+                let width = 0.72 / bars.len() as f64;
+                for (slot, (value, bar_color, text)) in bars.into_iter().enumerate() {
+                    let left = x + 0.14 + width * slot as f64;
+                    let height = value.unwrap_or(0.0);
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(left + 0.01, 0.0), (left + width - 0.01, height)],
+                            bar_color.filled(),
+                        )))
+                        .map_err(draw_error)?;
+                    bar_label(chart, text, left + width / 2.0, height, 0)?;
+                }
+                if let Some(min) = run.availability_check.as_ref().and_then(|c| c.min_availability) {
+                    let left = x + 0.14 + width * 2.0;
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(left - 0.02, min), (left + width + 0.02, min)],
+                            BLACK.stroke_width(2),
+                        )))
+                        .map_err(draw_error)?;
+                }
+            }
+            Ok(())
+        })?;
         // Right: stale reads as a fraction of ok reads, with the linearizability verdict.
         let fractions: Vec<f64> =
             self.runs.iter().map(|r| r.stale.stale as f64 / r.stale.reads_ok.max(1) as f64).collect();
         let y_max = fractions.iter().copied().fold(0.0, f64::max).max(0.05) * 1.45;
         bar_panel(
             &panels[1],
-            "Stale reads: value already overwritten when read",
+            "Stale reads (value already overwritten when read) and checks",
             &labels,
             y_max,
             "fraction of ok reads",
@@ -273,9 +395,12 @@ impl Chart for CapComparisonChart {
                             run_color(index).filled(),
                         )))
                         .map_err(draw_error)?;
-                    let verdict = match run.linearizable {
-                        Some(v) => format!("linearizable: {}", v.as_str()),
-                        None => "linearizable: not checked".to_string(),
+                    let verdict = if run.consistency.is_empty() {
+                        "no consistency check".to_string()
+                    } else {
+                        let verdicts: Vec<String> =
+                            run.consistency.iter().map(|(name, v)| format!("{name}: {}", v.as_str())).collect();
+                        verdicts.join(", ")
                     };
                     bar_label(chart, verdict, x + 0.5, fraction, 0)?;
                     bar_label(
@@ -320,11 +445,15 @@ impl CapSweepGroup {
     fn inconsistent_seeds(&self) -> usize {
         self.rows.iter().filter(|r| r.violations.iter().any(|v| v != "availability")).count()
     }
+    /// Seeds where the scenario's availability check failed.
+    fn unavailable_seeds(&self) -> usize {
+        self.rows.iter().filter(|r| r.violations.iter().any(|v| v == "availability")).count()
+    }
 }
 
 /// The CAP comparison driven by a sweep over two (or more) scenarios: per configuration, the
-/// availability of every seed (dots) and their mean (bar), and the share of seeds with a consistency
-/// violation (non-linearizable or not sequential).
+/// availability of every seed (dots) and their mean (bar), and the share of seeds that failed a
+/// consistency check (non-linearizable, not sequential...) or the scenario's availability check.
 pub struct CapSweepChart {
     pub groups: Vec<CapSweepGroup>,
 }
@@ -339,56 +468,69 @@ impl Chart for CapSweepChart {
         let root = draw_title(root, &title)?;
         let panels = root.split_evenly((1, 2));
         let labels: Vec<String> = self.groups.iter().map(|g| format!("{} ({} seeds)", g.label, g.rows.len())).collect();
-        bar_panel(&panels[0], "Availability per seed (dots) and mean (bar)", &labels, 1.15, "ok fraction", |chart| {
-            for (index, group) in self.groups.iter().enumerate() {
-                let color = run_color(index);
-                let x = index as f64;
-                let values = group.availability();
-                let mean = if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 };
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [(x + 0.25, 0.0), (x + 0.75, mean)],
-                        color.mix(0.35).filled(),
-                    )))
-                    .map_err(draw_error)?;
-                // Dots spread across the bar by seed order, so many seeds stay visible.
-                let count = values.len().max(1) as f64;
-                chart
-                    .draw_series(
-                        values.iter().enumerate().map(|(i, &v)| {
+        bar_panel(
+            &panels[0],
+            "Availability of all operations per seed (dots) and mean (bar)",
+            &labels,
+            1.15,
+            "ok fraction",
+            |chart| {
+                for (index, group) in self.groups.iter().enumerate() {
+                    let color = run_color(index);
+                    let x = index as f64;
+                    let values = group.availability();
+                    let mean = if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 };
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(x + 0.25, 0.0), (x + 0.75, mean)],
+                            color.mix(0.35).filled(),
+                        )))
+                        .map_err(draw_error)?;
+                    // Dots spread across the bar by seed order, so many seeds stay visible.
+                    let count = values.len().max(1) as f64;
+                    chart
+                        .draw_series(values.iter().enumerate().map(|(i, &v)| {
                             Circle::new((x + 0.3 + 0.4 * (i as f64 + 0.5) / count, v), 2, color.filled())
-                        }),
-                    )
-                    .map_err(draw_error)?;
-                let text = if values.is_empty() {
-                    "no availability".to_string()
-                } else {
-                    format!("mean {:.1}%", mean * 100.0)
-                };
-                bar_label(chart, text, x + 0.5, 1.0, 4)?;
-            }
-            Ok(())
-        })?;
-        let fractions: Vec<f64> =
-            self.groups.iter().map(|g| g.inconsistent_seeds() as f64 / g.rows.len().max(1) as f64).collect();
-        let y_max = fractions.iter().copied().fold(0.0, f64::max).max(0.05) * 1.35;
+                        }))
+                        .map_err(draw_error)?;
+                    let text = if values.is_empty() {
+                        "no availability".to_string()
+                    } else {
+                        format!("mean {:.1}%", mean * 100.0)
+                    };
+                    bar_label(chart, text, x + 0.5, 1.0, 4)?;
+                }
+                Ok(())
+            },
+        )?;
+        // Right: the share of seeds each kind of check failed: consistency (solid), availability (light).
         bar_panel(
             &panels[1],
-            "Seeds with a consistency violation",
+            "Seeds failing a consistency check (solid) or the availability check (light)",
             &labels,
-            y_max.min(1.35),
+            1.2,
             "fraction of seeds",
             |chart| {
                 for (index, group) in self.groups.iter().enumerate() {
                     let x = index as f64;
-                    chart
-                        .draw_series(std::iter::once(Rectangle::new(
-                            [(x + 0.3, 0.0), (x + 0.7, fractions[index])],
-                            run_color(index).filled(),
-                        )))
-                        .map_err(draw_error)?;
-                    let text = format!("{} of {} seeds", group.inconsistent_seeds(), group.rows.len());
-                    bar_label(chart, text, x + 0.5, fractions[index], 0)?;
+                    let seeds = group.rows.len().max(1) as f64;
+                    let color = run_color(index);
+                    let bars = [
+                        (group.inconsistent_seeds(), color, "consistency"),
+                        (group.unavailable_seeds(), lighter(color, 0.4), "availability"),
+                    ];
+                    for (slot, (count, bar_color, what)) in bars.into_iter().enumerate() {
+                        let left = x + 0.14 + 0.36 * slot as f64;
+                        let fraction = count as f64 / seeds;
+                        chart
+                            .draw_series(std::iter::once(Rectangle::new(
+                                [(left + 0.01, 0.0), (left + 0.35, fraction)],
+                                bar_color.filled(),
+                            )))
+                            .map_err(draw_error)?;
+                        bar_label(chart, format!("{count} of {}", group.rows.len()), left + 0.18, fraction, 0)?;
+                        bar_label(chart, what.to_string(), left + 0.18, fraction, 15)?;
+                    }
                 }
                 Ok(())
             },

@@ -132,6 +132,8 @@ impl Outcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpSpan {
     pub process: u64,
+    /// The client that ran it: the history's `node`, else `p<process>`.
+    pub client: String,
     pub f: String,
     pub key: Option<Value>,
     /// The value the client sent (a write's value).
@@ -162,6 +164,7 @@ pub fn operations(history: &History) -> Vec<OpSpan> {
                 open_by_process.insert(event.process, spans.len());
                 spans.push(OpSpan {
                     process: event.process,
+                    client: event.node.clone().unwrap_or_else(|| format!("p{}", event.process)),
                     f: event.f.clone(),
                     key: event.key.clone(),
                     invoke_value: event.value.clone(),
@@ -465,6 +468,7 @@ impl SweepRow {
 pub fn read_sweep(path: &Path) -> Result<Vec<SweepRow>, PlotError> {
     let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
     let mut rows = Vec::new();
+    let line_count = text.lines().count();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -475,8 +479,12 @@ pub fn read_sweep(path: &Path) -> Result<Vec<SweepRow>, PlotError> {
             column,
             message,
         };
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| parse_error(e.to_string(), e.column()))?;
+        let value: serde_json::Value = match serde_json::from_str(line) {
+            Ok(value) => value,
+            // A last line without its newline is a write an interrupted sweep cut short: not a seed.
+            Err(_) if index + 1 == line_count && !text.ends_with('\n') => continue,
+            Err(e) => return Err(parse_error(e.to_string(), e.column())),
+        };
         let object = value.as_object().ok_or_else(|| parse_error("expected a JSON object".into(), 1))?;
         // Lines without a seed (a summary a tool appended) are not seeds.
         let Some(seed_value) = object.get("seed") else { continue };

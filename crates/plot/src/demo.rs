@@ -1,12 +1,16 @@
 //! A tiny replicated register that writes a complete run folder: the fixture of this crate's tests,
 //! of `cargo xtask plots` before curated scenarios exist, and of the browser check.
 //!
-//! Two servers (s1, s2) hold one register; clients c1 (home s1) and c2 (home s2) alternate writes of
-//! unique values and reads, with a timeout. In [`Mode::Cp`] every request goes to s1, which replicates
-//! to s2: reads are fresh, and a client cut off from s1 times out. In [`Mode::Ap`] each client uses its
-//! home server, which answers at once and replicates in the background: always available, stale reads
-//! during a partition. The fault schedule: a partition {s1,c1} | {s2,c2}, a crash and restart of s2,
-//! fast clock drift on s1 and a clock jump on s2.
+//! Two servers (s1, s2) hold one register; client c1 (home s1) alternates writes of unique values and
+//! reads, client c2 (home s2) only reads; both time out. In [`Mode::Cp`] every request goes to s1,
+//! which replicates to s2: reads are fresh, and a client cut off from s1 times out. In [`Mode::Ap`]
+//! each client uses its home server, which answers at once and replicates in the background, and
+//! fails over to the other server after a timeout: available, with stale reads during a partition.
+//! The fault schedule: a partition {s1,c1} | {s2,c2}, a crash and restart of s2, fast clock drift on
+//! s1 and a clock jump on s2.
+//!
+//! This fixture is the only code in detsim-plot that runs a simulation (on detsim-core directly);
+//! everything else draws what a run folder recorded.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -106,6 +110,8 @@ pub struct Client {
     in_flight: Option<(u64, Op, TimerId)>,
     next_value: i64,
     writes_next: bool,
+    /// A reader never writes (c2: the reader across the partition from the writer).
+    reads_only: bool,
 }
 
 pub enum DemoNode {
@@ -170,7 +176,7 @@ impl Node for DemoNode {
             TICK_TAG => {
                 let req = client.next_req;
                 client.next_req += 1;
-                let (op, msg) = if client.writes_next {
+                let (op, msg) = if client.writes_next && !client.reads_only {
                     client.next_value += 1;
                     let value = client.next_value;
                     (Op::new("write", None, Value::Int(value)), DemoMsg::Write { req, value })
@@ -236,6 +242,7 @@ pub fn write_demo_run(dir: &Path, config: &DemoConfig) -> Result<(), PlotError> 
                 in_flight: None,
                 next_value: base_value,
                 writes_next: true,
+                reads_only: index == 1,
             })
         });
     }
@@ -294,7 +301,7 @@ pub fn write_demo_run(dir: &Path, config: &DemoConfig) -> Result<(), PlotError> 
     let sends = sim.stats().sends;
     let run = serde_json::json!({
         "scenario": name,
-        "description": format!("A two-server register in {} mode under a partition, a crash, clock drift and a clock jump (the detsim-plot fixture).\n\nClients alternate writes of unique values and reads.", config.mode.as_str().to_uppercase()),
+        "description": format!("A two-server register in {} mode under a partition, a crash, clock drift and a clock jump (the detsim-plot fixture).\n\nc1 alternates writes of unique values and reads; c2 only reads.", config.mode.as_str().to_uppercase()),
         "protocol": format!("demo-register-{}", config.mode.as_str()),
         "seed": config.seed,
         "trace_hash": sim.trace_hash_hex(),

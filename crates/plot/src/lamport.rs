@@ -212,7 +212,8 @@ impl LamportDiagram {
             all_nodes.iter().filter(|n| options.nodes.contains(n)).cloned().collect()
         };
         let (start_ns, end_ns) = options.window_ns.unwrap_or((0, run.end_ns.max(1)));
-        let end_ns = end_ns.max(start_ns + 1);
+        // An open-ended window (`--from` alone) ends with the run.
+        let end_ns = end_ns.min(run.end_ns.max(start_ns + 1)).max(start_ns + 1);
         let column_ns = ((end_ns - start_ns) / options.bundle_columns.max(1)).max(1);
         let lane_of = |name: &Option<String>| name.as_ref().and_then(|n| lanes.iter().position(|l| l == n));
         let in_window = |t: u64| t >= start_ns && t <= end_ns;
@@ -509,6 +510,11 @@ struct LamportLayout {
     footer_px: u32,
 }
 
+/// The opacity of a single message's arrow (structural tests find arrows by it).
+pub const MESSAGE_OPACITY: f64 = 0.8;
+/// The opacity of a bundle's arrow.
+pub const BUNDLE_OPACITY: f64 = 0.5;
+
 const LANE_HEIGHT_PX: u32 = 46;
 const WIDTH_PX: u32 = 1100;
 const LANE_LABEL_PX: u32 = 140;
@@ -604,8 +610,14 @@ impl Chart for LamportDiagram {
             let color = PALETTE[arrow.kind % PALETTE.len()];
             let from = px(arrow.send_ns, lane_y(arrow.from_lane));
             let to = px(arrow.end_ns, lane_y(arrow.to_lane));
-            let stroke = if arrow.count > 1 { 1 + (arrow.count as f64).log2().min(4.0) as u32 } else { 1 };
-            main.draw(&PathElement::new(vec![from, to], color.mix(0.8).stroke_width(stroke))).map_err(draw_error)?;
+            // Bundles are translucent so that overlapping ones blend instead of hiding each other.
+            let (stroke, opacity) = if arrow.count > 1 {
+                (1 + (arrow.count as f64).log2().min(4.0) as u32, BUNDLE_OPACITY)
+            } else {
+                (1, MESSAGE_OPACITY)
+            };
+            main.draw(&PathElement::new(vec![from, to], color.mix(opacity).stroke_width(stroke)))
+                .map_err(draw_error)?;
             main.draw(&arrow_head(from, to, color)).map_err(draw_error)?;
         }
         // Drops: a thin line from the send towards the receiver, and a red cross where it died.

@@ -247,6 +247,10 @@ pub fn render_cap_comparison(inputs: &[PathBuf], out: &Path, png: bool) -> Resul
     if inputs.is_empty() {
         return Err(PlotError::Input("the CAP comparison needs run folders or sweep files".into()));
     }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| PlotError::Io { path: parent.to_path_buf(), message: e.to_string() })?;
+    }
     let folders = inputs.iter().filter(|p| p.is_dir()).count();
     let svg = if folders == inputs.len() {
         let runs = inputs.iter().map(|d| load_run(d)).collect::<Result<Vec<_>, _>>()?;
@@ -289,6 +293,23 @@ pub fn render_sweep(sweep: &Path, metrics: &[String], out_dir: &Path, png: bool)
     if rows.is_empty() {
         return Err(PlotError::Input(format!("{}: no sweep rows", sweep.display())));
     }
+    let chosen: Vec<String> = if metrics.is_empty() {
+        rows.iter()
+            .any(|r| r.metrics.contains_key("availability"))
+            .then(|| "availability".to_string())
+            .into_iter()
+            .collect()
+    } else {
+        metrics.to_vec()
+    };
+    // Every metric is known before anything is written.
+    for metric in &chosen {
+        if !rows.iter().any(|r| r.metrics.contains_key(metric)) {
+            let known: std::collections::BTreeSet<&String> = rows.iter().flat_map(|r| r.metrics.keys()).collect();
+            let known: Vec<&str> = known.into_iter().map(String::as_str).collect();
+            return Err(PlotError::Input(format!("no seed has metric {metric:?}; metrics: {}", known.join(", "))));
+        }
+    }
     std::fs::create_dir_all(out_dir)
         .map_err(|e| PlotError::Io { path: out_dir.to_path_buf(), message: e.to_string() })?;
     let mut files = Vec::new();
@@ -303,21 +324,7 @@ pub fn render_sweep(sweep: &Path, metrics: &[String], out_dir: &Path, png: bool)
     if png {
         to_png(&outcome, &path.with_extension("png"))?;
     }
-    let chosen: Vec<String> = if metrics.is_empty() {
-        rows.iter()
-            .any(|r| r.metrics.contains_key("availability"))
-            .then(|| "availability".to_string())
-            .into_iter()
-            .collect()
-    } else {
-        metrics.to_vec()
-    };
     for metric in chosen {
-        if !rows.iter().any(|r| r.metrics.contains_key(&metric)) {
-            let known: std::collections::BTreeSet<&String> = rows.iter().flat_map(|r| r.metrics.keys()).collect();
-            let known: Vec<&str> = known.into_iter().map(String::as_str).collect();
-            return Err(PlotError::Input(format!("no seed has metric {metric:?}; metrics: {}", known.join(", "))));
-        }
         let chart = SweepMetricChart { rows: &rows, metric: metric.clone() };
         let safe: String =
             metric.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();

@@ -111,6 +111,43 @@ pub fn outcomes_by_invocation(ops: &[OpSpan], bucket_ns: u64, end_ns: u64) -> Ve
     buckets
 }
 
+/// Availability as the clients saw it, per bucket: for each client, the share of the time it spent
+/// in (completed) operations that went to operations that succeeded, then the mean over the clients
+/// that spent time in operations in the bucket (`None` when none did). A client stuck in timeouts
+/// counts as much as a busy one, however few operations it managed to invoke.
+pub fn client_time_availability(ops: &[OpSpan], bucket_ns: u64, end_ns: u64) -> Vec<Option<f64>> {
+    assert!(bucket_ns > 0, "buckets have a width");
+    let buckets = end_ns.div_ceil(bucket_ns).max(1) as usize;
+    // Per client and bucket: (time in ok operations, time in operations), ns.
+    let mut by_client: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
+    for op in ops {
+        let Some(op_end) = op.end_ns else { continue };
+        let times = by_client.entry(op.client.as_str()).or_insert_with(|| vec![(0, 0); buckets]);
+        let (start, end) = (op.start_ns.min(end_ns), op_end.min(end_ns));
+        let mut t = start;
+        while t < end {
+            let index = ((t / bucket_ns) as usize).min(buckets - 1);
+            let bucket_end = ((index as u64 + 1) * bucket_ns).min(end).max(t + 1);
+            let span = bucket_end - t;
+            times[index].1 += span;
+            if op.outcome == Outcome::Ok {
+                times[index].0 += span;
+            }
+            t = bucket_end;
+        }
+    }
+    (0..buckets)
+        .map(|index| {
+            let shares: Vec<f64> = by_client
+                .values()
+                .filter(|times| times[index].1 > 0)
+                .map(|times| times[index].0 as f64 / times[index].1 as f64)
+                .collect();
+            (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64)
+        })
+        .collect()
+}
+
 /// The fraction of completed operations that completed ok (operations the end of the run cut short
 /// are left out, as in run.json), `None` without completed operations.
 pub fn availability(ops: &[OpSpan]) -> Option<f64> {
@@ -129,8 +166,18 @@ pub fn invoked_during_faults(op: &OpSpan, windows: &[FaultWindow]) -> bool {
 fn is_read(f: &str) -> bool {
     matches!(f, "read" | "get" | "r")
 }
-fn is_write(f: &str) -> bool {
-    matches!(f, "write" | "put" | "w")
+
+/// The value an operation writes, if it is a write (`write`/`put`: its value; `cas`: the new value of
+/// its `[old, new]` pair).
+fn written_value(op: &OpSpan) -> Option<&Value> {
+    match op.f.as_str() {
+        "write" | "put" | "w" => Some(&op.invoke_value),
+        "cas" => match &op.invoke_value {
+            Value::List(pair) if pair.len() == 2 => Some(&pair[1]),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Reads and stale reads of a register workload.
@@ -138,40 +185,67 @@ fn is_write(f: &str) -> bool {
 pub struct StaleReads {
     /// Reads that completed ok.
     pub reads_ok: u64,
-    /// Of those, reads that returned a value some acknowledged write had overwritten before the read
-    /// was invoked: a stale read, which no linearizable register allows.
+    /// Of those, reads that returned a value every write of which (or the initial nil) had been
+    /// overwritten by an acknowledged write before the read was invoked: a stale read, which no
+    /// linearizable register allows.
     pub stale: u64,
 }
 
-/// Counts stale reads, per key, conservatively: a read of `v` is stale when `v`'s write (or the initial
-/// nil) completed before another acknowledged write was invoked, and that write completed before the
-/// read was invoked. Needs distinct written values per key; duplicated values are never called stale.
+/// A write as the stale-read count sees it.
+struct WriteSpan<'a> {
+    start_ns: u64,
+    /// `None`: the outcome is unknown (it may have taken effect at any time after its start).
+    end_ns: Option<u64>,
+    acknowledged: bool,
+    value: &'a Value,
+}
+
+/// Counts stale reads, per key, soundly: a read of `v` is stale when every write that may have
+/// written `v` (acknowledged or of unknown outcome; the initial nil for a nil read) completed before
+/// some acknowledged write of another value was invoked, and that write completed before the read was
+/// invoked. Then in any order consistent with real time a newer value was in place when the read
+/// began. Failed writes never took effect and are left out.
 pub fn stale_reads(ops: &[OpSpan]) -> StaleReads {
-    // Per key: each acknowledged write's (start, end, value).
-    let mut writes_by_key: BTreeMap<Option<Value>, Vec<(u64, u64, &Value)>> = BTreeMap::new();
-    for op in ops.iter().filter(|op| op.outcome == Outcome::Ok && is_write(&op.f)) {
-        let end = op.end_ns.expect("ok operations completed");
-        writes_by_key.entry(op.key.clone()).or_default().push((op.start_ns, end, &op.invoke_value));
+    let mut writes_by_key: BTreeMap<Option<Value>, Vec<WriteSpan<'_>>> = BTreeMap::new();
+    for op in ops.iter().filter(|op| op.outcome != Outcome::Fail) {
+        if let Some(value) = written_value(op) {
+            let acknowledged = op.outcome == Outcome::Ok;
+            let end_ns = if acknowledged { op.end_ns } else { None };
+            writes_by_key.entry(op.key.clone()).or_default().push(WriteSpan {
+                start_ns: op.start_ns,
+                end_ns,
+                acknowledged,
+                value,
+            });
+        }
     }
     let mut result = StaleReads::default();
     for read in ops.iter().filter(|op| op.outcome == Outcome::Ok && is_read(&op.f)) {
         result.reads_ok += 1;
         let writes = writes_by_key.get(&read.key).map(Vec::as_slice).unwrap_or(&[]);
         let value = &read.result_value;
-        // When was the value read last written (completion)? `None`: the initial nil.
-        let candidates: Vec<&(u64, u64, &Value)> = writes.iter().filter(|w| w.2 == value).collect();
-        if candidates.len() > 1 {
-            continue; // the same value written twice: cannot tell which write the read saw.
-        }
-        let written_end = match candidates.first() {
-            Some(write) => Some(write.1),
-            None if value.is_nil() => None,
-            None => continue, // a value nobody acknowledged writing (maybe an unknown-outcome write)
+        // Whether some acknowledged write of another value ran entirely after `after_ns` and before
+        // the read began.
+        let overwritten_after = |after_ns: Option<u64>| {
+            writes.iter().any(|w| {
+                w.acknowledged
+                    && w.value != value
+                    && after_ns.is_none_or(|after| after < w.start_ns)
+                    && w.end_ns.is_some_and(|end| end < read.start_ns)
+            })
         };
-        let overwritten = writes
-            .iter()
-            .any(|w| w.2 != value && written_end.is_none_or(|written| written < w.0) && w.1 < read.start_ns);
-        if overwritten {
+        let sources: Vec<&WriteSpan<'_>> = writes.iter().filter(|w| w.value == value).collect();
+        let stale = if sources.is_empty() {
+            // Only the initial nil can be read without a write; any other value has a source we
+            // did not see (a foreign history), so nothing can be said.
+            value.is_nil() && overwritten_after(None)
+        } else {
+            let initial_too = value.is_nil() && overwritten_after(None);
+            let every_source_overwritten =
+                sources.iter().all(|w| w.end_ns.is_some_and(|end| overwritten_after(Some(end))));
+            every_source_overwritten && (!value.is_nil() || initial_too)
+        };
+        if stale {
             result.stale += 1;
         }
     }
@@ -185,6 +259,7 @@ mod tests {
     fn op(f: &str, start: u64, end: Option<u64>, outcome: Outcome, invoke: Value, result: Value) -> OpSpan {
         OpSpan {
             process: 0,
+            client: "c1".into(),
             f: f.into(),
             key: None,
             invoke_value: invoke,
@@ -220,7 +295,58 @@ mod tests {
         let concurrent = op("read", 25, Some(35), Outcome::Ok, Value::Nil, Value::Int(1));
         let fresh = op("read", 40, Some(50), Outcome::Ok, Value::Nil, Value::Int(2));
         let initial_stale = op("read", 40, Some(50), Outcome::Ok, Value::Nil, Value::Nil);
-        let counts = stale_reads(&[w1, w2, stale, concurrent, fresh, initial_stale]);
-        assert_eq!(counts, StaleReads { reads_ok: 4, stale: 2 });
+        let early_nil = op("read", 5, Some(8), Outcome::Ok, Value::Nil, Value::Nil);
+        let counts = stale_reads(&[w1, w2, stale, concurrent, fresh, initial_stale, early_nil]);
+        assert_eq!(counts, StaleReads { reads_ok: 5, stale: 2 });
+    }
+
+    #[test]
+    fn a_value_written_twice_is_stale_only_when_both_writes_were_overwritten() {
+        let first = op("write", 0, Some(10), Outcome::Ok, Value::Int(7), Value::Int(7));
+        let other = op("write", 20, Some(30), Outcome::Ok, Value::Int(8), Value::Int(8));
+        let again = op("write", 40, Some(45), Outcome::Ok, Value::Int(7), Value::Int(7));
+        let read = op("read", 50, Some(60), Outcome::Ok, Value::Nil, Value::Int(7));
+        assert_eq!(
+            stale_reads(&[first.clone(), other.clone(), again.clone(), read.clone()]).stale,
+            0,
+            "the second 7 is current"
+        );
+        let newest = op("write", 46, Some(48), Outcome::Ok, Value::Int(9), Value::Int(9));
+        assert_eq!(stale_reads(&[first, other, again, newest, read]).stale, 1, "both 7s were overwritten");
+    }
+
+    #[test]
+    fn writes_of_unknown_outcome_may_take_effect_late_and_cas_writes_its_new_value() {
+        let acked = op("write", 0, Some(10), Outcome::Ok, Value::Int(1), Value::Int(1));
+        let unknown = op("write", 5, None, Outcome::Unknown, Value::Int(1), Value::Nil);
+        let newer = op("write", 20, Some(30), Outcome::Ok, Value::Int(2), Value::Int(2));
+        let read = op("read", 40, Some(50), Outcome::Ok, Value::Nil, Value::Int(1));
+        assert_eq!(
+            stale_reads(&[acked.clone(), unknown, newer.clone(), read.clone()]).stale,
+            0,
+            "the unknown write may land late"
+        );
+        let failed = op("write", 5, Some(8), Outcome::Fail, Value::Int(1), Value::Int(1));
+        assert_eq!(stale_reads(&[acked, failed, newer, read.clone()]).stale, 1, "a failed write never took effect");
+        let cas = op("cas", 0, Some(10), Outcome::Ok, Value::List(vec![Value::Nil, Value::Int(1)]), Value::Nil);
+        let newer = op("write", 20, Some(30), Outcome::Ok, Value::Int(2), Value::Int(2));
+        assert_eq!(stale_reads(&[cas, newer, read]).stale, 1, "cas [nil, 1] wrote 1");
+    }
+
+    #[test]
+    fn client_time_availability_weighs_clients_not_operations() {
+        let client = |name: &str, start: u64, end: u64, outcome: Outcome| OpSpan {
+            client: name.into(),
+            ..op("read", start, Some(end), outcome, Value::Nil, Value::Nil)
+        };
+        // c1 spends 0..100 in one timed-out operation; c2 does ten quick ok ones.
+        let mut ops = vec![client("c1", 0, 100, Outcome::Unknown)];
+        ops.extend((0..10).map(|i| client("c2", i * 10, i * 10 + 5, Outcome::Ok)));
+        let by_bucket = client_time_availability(&ops, 50, 200);
+        assert_eq!(by_bucket, [Some(0.5), Some(0.5), None, None], "the stuck client is half the picture");
+        assert!((availability(&ops).expect("ops") - 10.0 / 11.0).abs() < 1e-12, "by operations it looks fine");
+        // An operation across a bucket boundary counts in both, by the time it spent in each.
+        let straddling = [client("c1", 40, 60, Outcome::Ok), client("c2", 0, 100, Outcome::Fail)];
+        assert_eq!(client_time_availability(&straddling, 50, 100), [Some(0.5), Some(0.5)]);
     }
 }

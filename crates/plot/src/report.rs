@@ -112,10 +112,15 @@ pub fn report_html(run: &RunData, charts: &[RenderedChart]) -> String {
         }
         if !check.details.is_null() {
             let details = serde_json::to_string_pretty(&check.details).unwrap_or_default();
-            let open = if validity == Validity::Invalid { " open" } else { "" };
+            // A violation's details are its counterexample: shown open.
+            let (open, summary) = if validity == Validity::Invalid {
+                (" open", "counterexample (the checker's details, JSON)")
+            } else {
+                ("", "the checker's details (JSON)")
+            };
             let _ = writeln!(
                 html,
-                "<details{open}><summary>details (counterexample, JSON)</summary><pre>{}</pre></details>",
+                "<details{open}><summary>{summary}</summary><pre>{}</pre></details>",
                 escape_html(&details)
             );
         }
@@ -164,9 +169,6 @@ pub fn report_html(run: &RunData, charts: &[RenderedChart]) -> String {
         row(&mut html, &format!("dropped: {reason}"), &n.to_string());
     }
     row(&mut html, "simulated time", &human_duration(run.end_ns));
-    if let Some(wall_s) = info.wall_s {
-        row(&mut html, "wall time", &format!("{wall_s:.3} s"));
-    }
     html.push_str("</table>\n</div>\n");
 
     // Faults.
@@ -218,7 +220,7 @@ pub fn report_html(run: &RunData, charts: &[RenderedChart]) -> String {
         );
     }
     html.push_str(
-        "<p>Other windows and filters: <code>detsim plot DIR --from-ms A --to-ms B --node n1 --kind TYPE</code>.</p>\n",
+        "<p>Other windows and filters: <code>detsim plot DIR --from 1.5s --to 2s --node n1 --node n2 --kind TYPE</code> (see <code>detsim plot --help</code>).</p>\n",
     );
 
     // How to get this run back.

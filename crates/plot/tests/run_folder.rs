@@ -116,7 +116,7 @@ fn a_violation_in_a_scenario_run_shows_the_checker_report() {
     render_run(&dir, &RenderOptions::default()).expect("renders");
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
     assert!(html.contains("<h3>linearizable <span class=\"badge invalid\">invalid</span></h3>"));
-    assert!(html.contains("<details open><summary>details (counterexample, JSON)</summary>"));
+    assert!(html.contains("<details open><summary>counterexample (the checker's details, JSON)</summary>"));
     assert!(html.contains("as expected"), "a violation was expected");
     let report = &outcome.checks[0].report;
     let first_line = report.lines().next().expect("a report");
@@ -153,4 +153,60 @@ fn bad_run_folders_name_the_file_and_line() {
     std::fs::remove_file(dir.join("run.json")).expect("rm");
     let summary = render_run(&dir, &RenderOptions::default()).expect("a history alone renders");
     assert!(std::fs::read_to_string(summary.report).expect("report").contains("run.json records no checks"));
+}
+
+/// The curated CAP pair (scenarios/cap-cp-raft.toml, scenarios/cap-ap-dynamo.toml): the comparison
+/// shows the lesson their descriptions tell: CP keeps linearizability and fails its availability
+/// check, AP passes the check and is not linearizable; `cas`, which Dynamo refuses, is left out.
+#[test]
+fn the_curated_cap_pair_renders_its_lesson() {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut dirs = Vec::new();
+    for name in ["cap-cp-raft", "cap-ap-dynamo"] {
+        let file = scenarios.join(format!("{name}.toml"));
+        let loaded =
+            detsim_scenario::load_file(&file, &detsim_protocols::registry()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dir = scratch(name);
+        let seed = loaded.scenario.seed;
+        run_seed(&loaded, seed, RunOptions { out_dir: Some(dir.clone()), ..RunOptions::default() }).expect("runs");
+        dirs.push(dir);
+    }
+    let runs: Vec<_> = dirs.iter().map(|d| load_run(d).expect("loads")).collect();
+    let chart = detsim_plot::CapComparisonChart::new(&runs);
+    let (cp, ap) = (&chart.runs[0], &chart.runs[1]);
+    assert!(cp.left_out.is_empty(), "Raft serves cas");
+    assert_eq!(ap.left_out, ["cas"], "Dynamo refuses cas");
+    assert_eq!(cp.consistency, [("linearizable".to_string(), detsim_plot::Validity::Valid)]);
+    assert_eq!(ap.consistency, [("linearizable".to_string(), detsim_plot::Validity::Invalid)]);
+    let (cp_check, ap_check) =
+        (cp.availability_check.clone().expect("a check"), ap.availability_check.clone().expect("a check"));
+    assert!(cp_check.availability < 0.9 && cp_check.valid == detsim_plot::Validity::Invalid, "{cp_check:?}");
+    assert!(ap_check.availability >= 0.9 && ap_check.valid == detsim_plot::Validity::Valid, "{ap_check:?}");
+    assert!(
+        ap.availability_during_faults > cp.availability_during_faults,
+        "AP stays more available during the partition"
+    );
+    assert_eq!(cp.stale.stale, 0, "Raft never reads stale");
+    // Over time, as the clients saw it: c1, cut off with the minority, gets nothing from Raft
+    // during the partition (a third of the clients), while Dynamo serves everyone.
+    let mean_during = |points: &[(u64, (f64, f64))]| {
+        let inside: Vec<f64> = points.iter().filter(|(_, (t, _))| *t > 2.5 && *t < 4.5).map(|(_, (_, a))| *a).collect();
+        inside.iter().sum::<f64>() / inside.len().max(1) as f64
+    };
+    let (cp_during, ap_during) = (mean_during(&chart.availability[0]), mean_during(&chart.availability[1]));
+    assert!(cp_during < 0.8, "CP during the partition: {cp_during}");
+    assert!(ap_during > 0.95, "AP during the partition: {ap_during}");
+    let out = scratch("cap").join("cap.svg");
+    detsim_plot::render_cap_comparison(&dirs, &out, false).expect("renders");
+    let svg = std::fs::read_to_string(&out).expect("svg");
+    roxmltree::Document::parse(&svg).expect("well-formed");
+    for wanted in [
+        "cap-cp-raft (raft)",
+        "cap-ap-dynamo (dynamo)",
+        "cas left out of",
+        "linearizable: valid",
+        "linearizable: invalid",
+    ] {
+        assert!(svg.contains(wanted), "the CAP chart lacks {wanted:?}");
+    }
 }
