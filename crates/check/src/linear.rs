@@ -242,9 +242,11 @@ pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budg
     // Candidate lists of every open configuration, one after the other.
     let mut candidates: Vec<usize> = Vec::new();
     // A frame: where its candidates start, the next one to try, and, once one is placed, that op and
-    // the state before it. An op that left the state unchanged (a read that matched) is never worth
-    // undoing for another choice: any order that places it later can place it now instead, since
-    // its call precedes every pending return. So backtracking pops through such ops.
+    // the state before it. A read-only op (a read that matched) is never worth undoing for another
+    // choice: any order that places it later can place it now instead, since its call precedes every
+    // pending return and it leaves every state it applies to unchanged. So backtracking pops through
+    // such ops. (An op that merely left *this* state unchanged, like a write of the current value,
+    // does not qualify: placed later it could restore a value overwritten in between.)
     struct Frame {
         start: usize,
         next_try: usize,
@@ -336,7 +338,7 @@ pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budg
                 return SearchOutcome::Invalid { prefix, state, unplaceable };
             };
             let undone = parent.placed;
-            let state_preserving = state == parent.state_before;
+            let state_preserving = state == parent.state_before && ops[undone].model_op.step.is_read_only();
             state = parent.state_before;
             linearized.clear(undone);
             for lifted in [2 * undone + 1, 2 * undone] {

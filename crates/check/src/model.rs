@@ -88,6 +88,21 @@ pub(crate) enum Step {
     DequeueAny,
 }
 
+impl Step {
+    /// True when the step never changes an object it can be applied to (a read, a failed cas, a
+    /// dequeue that saw the queue empty, ...). Only such steps may be treated as free to move
+    /// earlier by the search; a write that happens to rewrite the current value is not one.
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Step::Read(_) | Step::ReadSet(_) | Step::ReadCount(_) | Step::CasFailed { .. } => true,
+            Step::Cas { from, to } => from == to,
+            Step::Increment(amount) => *amount == 0,
+            Step::Dequeue(seen) => seen.is_nil(),
+            Step::Write(_) | Step::Append(_) | Step::Add(_) | Step::Enqueue(_) | Step::DequeueAny => false,
+        }
+    }
+}
+
 /// An operation compiled for a model: the object (key) it touches and what it does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ModelOp {

@@ -69,7 +69,8 @@ impl fmt::Display for Operation {
         }
         match self.outcome {
             Outcome::Ok => {
-                if !self.output.is_nil() && self.output != self.input {
+                let is_read = matches!(self.f.as_str(), "read" | "get" | "txn");
+                if is_read || !self.output.is_nil() && self.output != self.input {
                     write!(f, " -> {}", self.output)
                 } else {
                     write!(f, " -> ok")

@@ -12,7 +12,7 @@ pub enum Format {
     Jsonl,
     /// EDN op maps, one a line, or a whole EDN vector of op maps (Jepsen's `history.edn`).
     Edn,
-    /// Jepsen console log lines: `INFO  jepsen.util - 3	:invoke	:cas	[1 4]`.
+    /// Jepsen console log lines: `INFO  jepsen.util - 3 :invoke :cas [1 4]` (tab or space separated).
     JepsenLog,
 }
 
@@ -144,6 +144,21 @@ enum Edn {
 }
 
 impl Edn {
+    /// What kind of datum this is, for error messages.
+    fn describe(&self) -> String {
+        match self {
+            Edn::Nil => "nil".into(),
+            Edn::Bool(b) => format!("{b}"),
+            Edn::Int(i) => format!("the number {i}"),
+            Edn::Float(f) => format!("the number {f}"),
+            Edn::Str(s) => format!("the string {s:?}"),
+            Edn::Keyword(k) => format!("the keyword :{k}"),
+            Edn::Symbol(s) => format!("the symbol {s}"),
+            Edn::Vector(_) => "a vector".into(),
+            Edn::Map(_) => "a map".into(),
+        }
+    }
+
     fn into_value(self) -> Value {
         match self {
             Edn::Nil => Value::Nil,
@@ -165,11 +180,16 @@ struct EdnReader<'a> {
     position: usize,
     line: usize,
     line_start: usize,
+    /// How deeply the value being read is nested (bounded, so deep input cannot overflow the stack).
+    depth: usize,
 }
+
+/// The deepest nesting an EDN value may have; op maps need three or four levels.
+const MAX_EDN_DEPTH: usize = 128;
 
 impl<'a> EdnReader<'a> {
     fn new(text: &'a str, first_line: usize) -> Self {
-        EdnReader { bytes: text.as_bytes(), text, position: 0, line: first_line, line_start: 0 }
+        EdnReader { bytes: text.as_bytes(), text, position: 0, line: first_line, line_start: 0, depth: 0 }
     }
 
     fn column(&self) -> usize {
@@ -215,6 +235,17 @@ impl<'a> EdnReader<'a> {
     }
 
     fn read(&mut self) -> Result<Edn, ParseError> {
+        self.depth += 1;
+        let result = if self.depth > MAX_EDN_DEPTH {
+            Err(self.error(format!("values nested more than {MAX_EDN_DEPTH} deep")))
+        } else {
+            self.read_nested()
+        };
+        self.depth -= 1;
+        result
+    }
+
+    fn read_nested(&mut self) -> Result<Edn, ParseError> {
         self.skip_blank();
         let Some(byte) = self.peek() else {
             return Err(self.error("unexpected end of input, expected an EDN value"));
@@ -244,15 +275,17 @@ impl<'a> EdnReader<'a> {
             }
             b'[' | b'(' => {
                 let close = if byte == b'[' { b']' } else { b')' };
+                let opened = (self.line, self.column());
                 self.bump();
-                self.read_sequence(close).map(Edn::Vector)
+                self.read_sequence(close, opened).map(Edn::Vector)
             }
             b'#' => {
+                let opened = (self.line, self.column());
                 self.bump();
                 match self.peek() {
                     Some(b'{') => {
                         self.bump();
-                        self.read_sequence(b'}').map(Edn::Vector)
+                        self.read_sequence(b'}', opened).map(Edn::Vector)
                     }
                     Some(b'_') => {
                         self.bump();
@@ -280,7 +313,8 @@ impl<'a> EdnReader<'a> {
         }
     }
 
-    fn read_sequence(&mut self, close: u8) -> Result<Vec<Edn>, ParseError> {
+    /// Reads items up to `close`; `opened` is where the opening bracket was (for error messages).
+    fn read_sequence(&mut self, close: u8, opened: (usize, usize)) -> Result<Vec<Edn>, ParseError> {
         let mut items = Vec::new();
         loop {
             self.skip_blank();
@@ -289,7 +323,18 @@ impl<'a> EdnReader<'a> {
                     self.bump();
                     return Ok(items);
                 }
-                None => return Err(self.error(format!("unexpected end of input, expected `{}`", close as char))),
+                Some(byte @ (b'}' | b']' | b')')) => {
+                    return Err(self.error(format!(
+                        "expected `{}` to close the sequence opened at {}:{}, found `{}`",
+                        close as char, opened.0, opened.1, byte as char
+                    )))
+                }
+                None => {
+                    return Err(self.error(format!(
+                        "unexpected end of input, expected `{}` to close the sequence opened at {}:{}",
+                        close as char, opened.0, opened.1
+                    )))
+                }
                 _ => items.push(self.read()?),
             }
         }
@@ -330,7 +375,22 @@ impl<'a> EdnReader<'a> {
                         b'r' => '\r',
                         b'"' => '"',
                         b'\\' => '\\',
-                        other => return Err(self.error(format!("unknown string escape `\\{}`", other as char))),
+                        b'u' => {
+                            let hex = self.text.get(self.position + 1..self.position + 5).unwrap_or("");
+                            let digits = hex.len() == 4 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+                            let code = u32::from_str_radix(hex, 16).ok().filter(|_| digits);
+                            let Some(character) = code.and_then(char::from_u32) else {
+                                return Err(self.error("a \\u escape needs four hex digits of a character"));
+                            };
+                            for _ in 0..4 {
+                                self.bump();
+                            }
+                            character
+                        }
+                        other if other.is_ascii() => {
+                            return Err(self.error(format!("unknown string escape `\\{}`", other as char)))
+                        }
+                        _ => return Err(self.error("unknown string escape")),
                     });
                     self.bump();
                 }
@@ -392,18 +452,18 @@ fn op_map_to_event(map: Vec<(Edn, Edn)>, index: usize) -> Result<Option<HistoryE
             "process" => match map_value {
                 Edn::Int(p) if p >= 0 => process = Some(p as ProcessId),
                 Edn::Keyword(_) | Edn::Symbol(_) => nemesis = true,
-                other => return Err(format!(":process must be a non-negative integer, found {other:?}")),
+                other => return Err(format!(":process must be a non-negative integer, found {}", other.describe())),
             },
             "type" => {
                 kind = Some(match map_value {
                     Edn::Keyword(t) => event_type(&t).ok_or_else(|| format!("unknown :type :{t}"))?,
-                    other => return Err(format!(":type must be a keyword, found {other:?}")),
+                    other => return Err(format!(":type must be a keyword, found {}", other.describe())),
                 })
             }
             "f" => {
                 f = Some(match map_value {
                     Edn::Keyword(name) | Edn::Symbol(name) | Edn::Str(name) => name,
-                    other => return Err(format!(":f must be a keyword, found {other:?}")),
+                    other => return Err(format!(":f must be a keyword, found {}", other.describe())),
                 })
             }
             "key" => key = Some(map_value.into_value()),
@@ -459,34 +519,51 @@ fn push_event(parsed: &mut ParsedHistory, mut event: HistoryEvent, line: usize) 
 fn parse_edn(text: &str) -> Result<ParsedHistory, ParseError> {
     let mut parsed = ParsedHistory::default();
     let mut reader = EdnReader::new(text, 1);
-    while !reader.at_end() {
-        let line = reader.line;
-        let column = reader.column();
-        let datum = reader.read()?;
-        let maps: Vec<(Edn, usize, usize)> = match datum {
-            Edn::Map(_) => vec![(datum, line, column)],
-            Edn::Vector(items) => {
-                // A whole history vector; positions of the items are not kept, so report the vector's.
-                items.into_iter().map(|item| (item, line, column)).collect()
-            }
-            other => return Err(ParseError::new(line, column, format!("expected an op map, found {other:?}"))),
+    let add = |parsed: &mut ParsedHistory, datum: Edn, line: usize, column: usize, inside: bool| {
+        let Edn::Map(pairs) = datum else {
+            let message = if inside { "expected an op map inside the history vector" } else { "expected an op map" };
+            return Err(ParseError::new(line, column, format!("{message}, found {}", datum.describe())));
         };
-        for (map, line, column) in maps {
-            let Edn::Map(pairs) = map else {
-                return Err(ParseError::new(line, column, "expected an op map inside the history vector"));
-            };
-            let index = parsed.history.events.len();
-            match op_map_to_event(pairs, index) {
-                Ok(Some(event)) => push_event(&mut parsed, event, line),
-                Ok(None) => {}
-                Err(message) => return Err(ParseError::new(line, column, message)),
+        let index = parsed.history.events.len();
+        match op_map_to_event(pairs, index) {
+            Ok(Some(event)) => push_event(parsed, event, line),
+            Ok(None) => {}
+            Err(message) => return Err(ParseError::new(line, column, message)),
+        }
+        Ok(())
+    };
+    while !reader.at_end() {
+        let (line, column) = (reader.line, reader.column());
+        if reader.peek() == Some(b'[') {
+            // A whole history vector (history.edn): read its op maps one by one, keeping positions.
+            reader.bump();
+            loop {
+                reader.skip_blank();
+                match reader.peek() {
+                    Some(b']') => {
+                        reader.bump();
+                        break;
+                    }
+                    None => {
+                        return Err(reader.error(format!(
+                        "unexpected end of input, expected `]` to close the history vector opened at {line}:{column}"
+                    )))
+                    }
+                    _ => {}
+                }
+                let (item_line, item_column) = (reader.line, reader.column());
+                let datum = reader.read()?;
+                add(&mut parsed, datum, item_line, item_column, true)?;
             }
+        } else {
+            let datum = reader.read()?;
+            add(&mut parsed, datum, line, column, false)?;
         }
     }
     Ok(parsed)
 }
 
-/// Jepsen console log: `INFO  jepsen.util - 3	:invoke	:cas	[1 4]`; other lines are skipped.
+/// Jepsen console log: `INFO  jepsen.util - 3 :invoke :cas [1 4]` (tabs or spaces); other lines are skipped.
 fn parse_jepsen_log(text: &str) -> Result<ParsedHistory, ParseError> {
     let mut parsed = ParsedHistory::default();
     for (line_index, line) in text.lines().enumerate() {
@@ -621,10 +698,30 @@ mod tests {
             assert_eq!((error.line, error.column), (line, column), "{error}");
         };
         check("{:process 0, :type :invoke, :f :read}\n{:process 1, :type :bogus, :f :read}\n", None, 2, 1);
-        check("{:process 0, :type :invoke, :f :read, :value [1 2}\n", None, 1, 49);
+        // The `}` at column 50 cannot close the `[` opened at column 46.
+        check("{:process 0, :type :invoke, :f :read, :value [1 2}\n", None, 1, 50);
         check("INFO  jepsen.util - x\t:invoke\t:read\tnil\n", None, 1, 21);
         check("INFO  jepsen.util - 1\t:invoke\t:read\t[1 2\n", None, 1, 41);
         check("{\"index\":0}\n", Some(Format::Jsonl), 1, 11);
         check("hello\n", None, 1, 1);
+        // An item of a whole history vector is reported where it starts.
+        check("[{:process 0, :type :invoke, :f :read}\n {:process 0, :type :ok}]\n", None, 2, 2);
+        check("[{:process 0, :type :invoke, :f :read}\n 7]\n", None, 2, 2);
+        check("[{:process 0, :type :invoke, :f :read}\n", None, 2, 1);
+        check("{:process 0, :type :invoke, :f :read, :value \"a\\u00\"}", None, 1, 49);
+        let deep = format!("{{:process 0, :type :invoke, :f :read, :value {}}}", "[".repeat(100_000));
+        let error = parse_history(&deep, None).expect_err("too deep");
+        assert!(error.message.contains("nested more than"), "{error}");
+    }
+
+    #[test]
+    fn edn_strings_and_space_separated_logs() {
+        let history =
+            parse_history("{:process 0, :type :invoke, :f :write, :value \"\\u00e9\\n\"}", None).expect("valid");
+        assert_eq!(history.events[0].value, Value::from("é\n"));
+        let log = "INFO  jepsen.util - 3 :invoke :cas [1 4]\nINFO  jepsen.util - 3 :ok :cas [1 4]\n";
+        let history = parse_history(log, Some(Format::JepsenLog)).expect("valid");
+        assert_eq!((history.len(), history.events[1].kind), (2, EventType::Ok));
+        assert_eq!(history.events[1].value, Value::from(vec![1, 4]));
     }
 }

@@ -86,6 +86,15 @@ pub struct Anomaly {
     /// One sentence: what goes wrong, with the ops by number.
     pub explanation: String,
     pub ops: Vec<Operation>,
+    /// The steps of a cycle or causal path, one sentence each (empty when the explanation says all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+}
+
+impl Anomaly {
+    pub fn new(name: &str, explanation: String, ops: Vec<Operation>) -> Self {
+        Anomaly { name: name.to_string(), explanation, ops, steps: Vec::new() }
+    }
 }
 
 /// A checker's verdict on one history.
@@ -185,6 +194,9 @@ impl fmt::Display for Verdict {
         }
         for anomaly in &self.anomalies {
             writeln!(f, "  {}: {}", anomaly.name, anomaly.explanation)?;
+            for step in &anomaly.steps {
+                writeln!(f, "    - {step}")?;
+            }
             for op in &anomaly.ops {
                 writeln!(f, "    {op}")?;
             }

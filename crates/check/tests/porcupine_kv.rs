@@ -3,10 +3,19 @@
 use detsim_check::{check_linearizable, parse_history, LinearizabilityOptions, Model, Validity};
 use std::time::Instant;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/porcupine-kv");
+/// The data set lives in `shared/data/` beside the checkout (`../../../shared` from this crate in the
+/// main checkout, one level further up from a worktree under `wt/`).
+fn data_dir() -> std::path::PathBuf {
+    let candidates = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/porcupine-kv"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/data/porcupine-kv"),
+    ];
+    let found = candidates.iter().map(std::path::PathBuf::from).find(|path| path.join("c01-ok.txt").is_file());
+    found.unwrap_or_else(|| panic!("the porcupine-kv data set is missing; looked in {candidates:?}"))
+}
 
 fn check(file: &str, partition: bool, expected: Validity, ops: usize) {
-    let text = std::fs::read_to_string(format!("{DATA}/{file}")).expect("the porcupine-kv data set is in shared/");
+    let text = std::fs::read_to_string(data_dir().join(file)).expect("the porcupine-kv data set is in shared/");
     let history = parse_history(&text, None).expect("the data set parses");
     let options = LinearizabilityOptions { partition, ..LinearizabilityOptions::default() };
     let start = Instant::now();
@@ -74,7 +83,7 @@ fn c50_bad_partitioned() {
 /// Without partitioning, c50 (50 clients, 10 keys) is beyond the search's budget: the product of the
 /// keys' states blows up. The verdict must then be "unknown", never a wrong one.
 fn check_budgeted(file: &str, wrong: Validity) {
-    let text = std::fs::read_to_string(format!("{DATA}/{file}")).expect("the porcupine-kv data set is in shared/");
+    let text = std::fs::read_to_string(data_dir().join(file)).expect("the porcupine-kv data set is in shared/");
     let history = parse_history(&text, None).expect("the data set parses");
     let options = LinearizabilityOptions {
         partition: false,

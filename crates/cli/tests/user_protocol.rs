@@ -131,7 +131,15 @@ fn write_back_primary_loses_acknowledged_writes_and_shrinks_to_one_crash() {
         "the minimal schedule crashes the primary n1: {faults:?}"
     );
     let message = &counterexample.message;
-    for needle in ["not linearizable", "seed: ", "fault schedule", "crash n1", "DETSIM_REPLAY='", "[[faults]]"] {
+    for needle in [
+        "not linearizable",
+        "seed: ",
+        "fault schedule",
+        "crash n1",
+        "DETSIM_REPLAY='",
+        "cargo test -p detsim --test user_protocol -- ",
+        "[[faults]]",
+    ] {
         assert!(message.contains(needle), "failure message lacks {needle:?}:\n{message}");
     }
     // The minimal case fails again on its own, with the same trace: it is a replayable counterexample.

@@ -6,6 +6,7 @@ pub mod fault;
 pub mod history;
 pub mod net;
 pub mod node;
+mod queue;
 pub mod rng;
 pub mod sim;
 pub mod time;

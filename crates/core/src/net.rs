@@ -395,10 +395,6 @@ impl PartitionState {
 }
 
 /// Per directed link: its random stream and, for FIFO links, the last delivery time scheduled.
-pub(crate) struct LinkState {
-    pub(crate) rng: LinkRng,
-    pub(crate) last_delivery_ns: u64,
-}
 
 /// Validated, ready-to-sample link behaviour.
 pub(crate) struct CompiledLink {
@@ -533,11 +529,11 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::link_stream;
+    use crate::rng::{link_key, message_stream};
 
     fn samples(dist: LatencyDist, n: usize) -> Vec<u64> {
         let sampler = dist.sampler().expect("valid distribution");
-        let mut rng = link_stream(1, 0, 1);
+        let mut rng = message_stream(link_key(1), 0, 1, 0);
         (0..n).map(|_| sampler.sample(&mut rng)).collect()
     }
 
@@ -609,7 +605,7 @@ mod tests {
             config.topology = Some(t.clone());
             Network::new(&config).unwrap()
         };
-        let mut rng = link_stream(1, 0, 1);
+        let mut rng = message_stream(link_key(1), 0, 1, 0);
         assert_eq!(net(&t).topology_latency(NodeId(0), NodeId(1), &mut rng), Some(3_000_000));
         assert!(t.set_edge_up("r1", "b", false));
         assert_eq!(net(&t).topology_latency(NodeId(0), NodeId(1), &mut rng), Some(30_000_000));

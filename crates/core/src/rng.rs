@@ -5,10 +5,14 @@
 //! stream is for: `(purpose << 56) | index`. Two streams never share key and stream number, so their
 //! outputs are independent; a node's stream depends only on the run seed and that node's index.
 //!
-//! Links are the one exception made for speed and memory: a simulation of 10,000 gossiping nodes uses
-//! about a million directed links, and a ChaCha8 generator with its block buffer is ~330 bytes. So a
-//! link's stream is a pinned SplitMix64 (8 bytes) whose seed is the first draw of the link's own ChaCha8
-//! stream: still derived from the run seed and the link alone, independent of every other link.
+//! Links are the one exception made for speed and memory: a simulation of 10,000 gossiping nodes sends
+//! over millions of directed links, and a ChaCha8 generator per link (~330 bytes, and a key schedule
+//! to set up) would dominate the run. So the draws for one message (loss, latency, duplication,
+//! corruption) come from a pinned SplitMix64 seeded by a keyed mix of the run's link key (one ChaCha8
+//! draw), the link `(from, to)` and the sender's own send counter. No per-link state is kept (FIFO
+//! links keep only their last delivery time); the draws of a link depend on the run seed, the link
+//! and how many messages its sender has sent, never on other nodes, so adding an unrelated node or
+//! a fault elsewhere changes nothing on it.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -58,14 +62,27 @@ pub fn derive_stream(seed: u64, purpose: StreamPurpose, index: u64) -> SimRng {
     rng
 }
 
-/// The small, fast generator of one directed link.
+/// The small, fast generator of the draws for one message.
 pub type LinkRng = rand_xoshiro::SplitMix64;
 
-/// The stream of the directed link `from -> to` (node indexes below 2^28 each).
-pub fn link_stream(seed: u64, from: u32, to: u32) -> LinkRng {
-    assert!(from < (1 << 28) && to < (1 << 28), "node index out of range for link streams");
-    let mut root = derive_stream(seed, StreamPurpose::Link, ((from as u64) << 28) | to as u64);
-    LinkRng::seed_from_u64(rand::Rng::next_u64(&mut root))
+/// The key all message draws of the run with `seed` are derived from.
+pub fn link_key(seed: u64) -> u64 {
+    rand::Rng::next_u64(&mut derive_stream(seed, StreamPurpose::Link, 0))
+}
+
+/// The splitmix64 finalizer: a pinned bijective mix of 64 bits.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The generator for the message that `from` sends to `to` as its `send_seq`-th send (counting
+/// from 0, every destination), in the run whose [`link_key`] is `key`.
+pub fn message_stream(key: u64, from: u32, to: u32, send_seq: u64) -> LinkRng {
+    let link = ((from as u64) << 32) | to as u64;
+    let state = mix64(mix64(key ^ mix64(link)) ^ send_seq);
+    LinkRng::seed_from_u64(state)
 }
 
 #[cfg(test)]
@@ -90,7 +107,13 @@ mod tests {
         assert_ne!(base, first_draws(derive_stream(8, StreamPurpose::Node, 3)));
         assert_ne!(base, first_draws(derive_stream(7, StreamPurpose::Link, 3)));
         assert_ne!(base, first_draws(derive_stream(7, StreamPurpose::Node, 4)));
-        assert_ne!(first_draws(link_stream(1, 0, 1)), first_draws(link_stream(1, 1, 0)));
+        let key = link_key(1);
+        assert_ne!(key, link_key(2));
+        let message = first_draws(message_stream(key, 0, 1, 0));
+        assert_eq!(message, first_draws(message_stream(key, 0, 1, 0)));
+        assert_ne!(message, first_draws(message_stream(key, 1, 0, 0)));
+        assert_ne!(message, first_draws(message_stream(key, 0, 1, 1)));
+        assert_ne!(message, first_draws(message_stream(link_key(2), 0, 1, 0)));
     }
 
     #[test]

@@ -5,14 +5,14 @@
 use crate::clock::LocalClock;
 use crate::fault::Fault;
 use crate::history::{History, HistoryEvent};
-use crate::net::{DropReason, LinkState, Network, NetworkConfig};
+use crate::net::{DropReason, Network, NetworkConfig};
 use crate::node::{Ctx, Effect, Message, Node, NodeId, Storage, TimerId};
-use crate::rng::{derive_stream, link_stream, SimRng, StreamPurpose};
+use crate::queue::EventQueue;
+use crate::rng::{derive_stream, link_key, message_stream, LinkRng, SimRng, StreamPurpose};
 use crate::time::{LocalTime, SimTime};
 use crate::trace::{TraceEvent, TraceHasher, TraceKind, TraceSink};
 use rand::RngExt;
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 /// Limits on everything a run can grow; hitting one ends the run with [`SimError::LimitExceeded`].
@@ -103,6 +103,8 @@ struct NodeSlot<N: Node> {
     status: NodeStatus,
     clock: LocalClock,
     rng: SimRng,
+    /// Messages this node has sent (every destination, across crashes): keys its message draws.
+    sends: u64,
     storage: Storage,
     factory: Factory<N>,
     /// Active timers by id (ordered: clock changes reschedule them in id order).
@@ -116,30 +118,6 @@ enum EventKind<M> {
     Deliver { from: NodeId, to: NodeId, msg_id: u64, msg: M, corrupted: bool },
     Timer { node: NodeId, id: TimerId, generation: u32 },
     Fault { fault: Box<Fault> },
-}
-
-struct Scheduled<M> {
-    time: u64,
-    seq: u64,
-    kind: EventKind<M>,
-}
-
-impl<M> PartialEq for Scheduled<M> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
-    }
-}
-impl<M> Eq for Scheduled<M> {}
-impl<M> PartialOrd for Scheduled<M> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<M> Ord for Scheduled<M> {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest (time, seq) must come out first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.time, other.seq).cmp(&(self.time, self.seq))
-    }
 }
 
 /// Event tags fed to the trace hash (never renumber: golden hashes depend on them).
@@ -158,11 +136,12 @@ mod tag {
 pub struct Simulation<N: Node> {
     seed: u64,
     now: SimTime,
-    seq: u64,
     started: bool,
-    queue: BinaryHeap<Scheduled<N::Msg>>,
+    queue: EventQueue<EventKind<N::Msg>>,
     nodes: Vec<NodeSlot<N>>,
     names: Vec<String>,
+    /// Node ids by name, for unique names and fast lookups.
+    ids_by_name: BTreeMap<String, NodeId>,
     network: Network,
     limits: Limits,
     history: History,
@@ -171,9 +150,11 @@ pub struct Simulation<N: Node> {
     effects: Vec<Effect<N::Msg>>,
     next_msg_id: u64,
     next_timer_id: u64,
-    /// Per directed link state, indexed through `link_index` by `(from << 32) | to`.
-    link_states: Vec<LinkState>,
-    link_index: rustc_hash::FxHashMap<u64, u32>,
+    /// The key of every message's draws (see [`crate::rng`]).
+    link_key: u64,
+    /// The last delivery time of each FIFO link that has carried a message, by `(from << 32) | to`.
+    /// Only looked up, never iterated, so its order cannot reach a result.
+    fifo_last_delivery_ns: rustc_hash::FxHashMap<u64, u64>,
     stats: RunStats,
     /// (start, end) of each fault window in true nanoseconds; `end` is `None` while open.
     fault_windows: Vec<(String, u64, Option<u64>)>,
@@ -185,11 +166,11 @@ impl<N: Node> Simulation<N> {
         Ok(Simulation {
             seed: config.seed,
             now: SimTime::ZERO,
-            seq: 0,
             started: false,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             nodes: Vec::new(),
             names: Vec::new(),
+            ids_by_name: BTreeMap::new(),
             network,
             limits: config.limits,
             history: History::new(),
@@ -198,8 +179,8 @@ impl<N: Node> Simulation<N> {
             effects: Vec::new(),
             next_msg_id: 0,
             next_timer_id: 0,
-            link_states: Vec::new(),
-            link_index: Default::default(),
+            link_key: link_key(config.seed),
+            fifo_last_delivery_ns: Default::default(),
             stats: RunStats::default(),
             fault_windows: Vec::new(),
         })
@@ -219,7 +200,7 @@ impl<N: Node> Simulation<N> {
     ) -> NodeId {
         assert!(!self.started, "nodes are added before the run starts");
         assert!(self.nodes.len() < self.limits.max_nodes, "node limit reached");
-        assert!(!self.names.iter().any(|n| n == name), "node names are unique: {name}");
+        assert!(!self.ids_by_name.contains_key(name), "node names are unique: {name}");
         let id = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
         let mut factory: Factory<N> = Box::new(factory);
         let storage = Storage::default();
@@ -230,12 +211,14 @@ impl<N: Node> Simulation<N> {
             status: NodeStatus::Up,
             clock,
             rng: derive_stream(self.seed, StreamPurpose::Node, id.0 as u64),
+            sends: 0,
             storage,
             factory,
             timers: BTreeMap::new(),
             paused_queue: Vec::new(),
         });
         self.names.push(name.to_string());
+        self.ids_by_name.insert(name.to_string(), id);
         id
     }
 
@@ -296,7 +279,7 @@ impl<N: Node> Simulation<N> {
         &self.names
     }
     pub fn node_id(&self, name: &str) -> Option<NodeId> {
-        self.names.iter().position(|n| n == name).map(|i| NodeId(i as u32))
+        self.ids_by_name.get(name).copied()
     }
     pub fn node_name(&self, id: NodeId) -> &str {
         &self.names[id.index()]
@@ -327,9 +310,7 @@ impl<N: Node> Simulation<N> {
     }
 
     fn push(&mut self, time: u64, kind: EventKind<N::Msg>) {
-        let seq = self.seq;
-        self.seq += 1;
-        self.queue.push(Scheduled { time, seq, kind });
+        self.queue.push(time, kind);
     }
 
     fn start_if_needed(&mut self) {
@@ -345,8 +326,8 @@ impl<N: Node> Simulation<N> {
     /// Runs every event up to and including true time `end`, then sets the clock to `end`.
     pub fn run_until(&mut self, end: SimTime) -> Result<&RunStats, SimError> {
         self.start_if_needed();
-        while let Some(next) = self.queue.peek() {
-            if next.time > end.0 {
+        while let Some(next_time) = self.queue.peek_time() {
+            if next_time > end.0 {
                 break;
             }
             self.step()?;
@@ -358,8 +339,8 @@ impl<N: Node> Simulation<N> {
     /// Runs until no event is left or true time would pass `limit`.
     pub fn run_until_quiet(&mut self, limit: SimTime) -> Result<&RunStats, SimError> {
         self.start_if_needed();
-        while let Some(next) = self.queue.peek() {
-            if next.time > limit.0 {
+        while let Some(next_time) = self.queue.peek_time() {
+            if next_time > limit.0 {
                 break;
             }
             self.step()?;
@@ -378,11 +359,11 @@ impl<N: Node> Simulation<N> {
     /// Processes the next event. Returns `false` when the queue is empty.
     pub fn step(&mut self) -> Result<bool, SimError> {
         self.start_if_needed();
-        let Some(event) = self.queue.pop() else {
+        let Some((time, kind)) = self.queue.pop() else {
             return Ok(false);
         };
-        debug_assert!(event.time >= self.now.0, "time never goes backwards");
-        self.now = SimTime(event.time);
+        debug_assert!(time >= self.now.0, "time never goes backwards");
+        self.now = SimTime(time);
         self.stats.events += 1;
         if self.stats.events > self.limits.max_events {
             return Err(SimError::LimitExceeded {
@@ -391,7 +372,7 @@ impl<N: Node> Simulation<N> {
                 time: self.now,
             });
         }
-        match event.kind {
+        match kind {
             EventKind::Start { node } => {
                 self.trace(Some(node), TraceKind::Start, &[tag::START]);
                 self.dispatch(node, Dispatch::Start)?;
@@ -562,6 +543,8 @@ impl<N: Node> Simulation<N> {
             });
         }
         self.stats.sends += 1;
+        let send_seq = self.nodes[from.index()].sends;
+        self.nodes[from.index()].sends += 1;
         let msg_id = self.next_msg_id;
         self.next_msg_id += 1;
         for w in [tag::SEND, self.now.0, from.0 as u64, to.0 as u64, msg_id] {
@@ -580,18 +563,17 @@ impl<N: Node> Simulation<N> {
             self.drop_msg(from, from, to, msg_id, &msg, DropReason::Partition);
             return Ok(());
         }
-        let link_key = ((from.0 as u64) << 32) | to.0 as u64;
-        let link_slot = match self.link_index.get(&link_key) {
-            Some(slot) => *slot as usize,
-            None => {
-                let slot = self.link_states.len();
-                self.link_states.push(LinkState { rng: link_stream(self.seed, from.0, to.0), last_delivery_ns: 0 });
-                self.link_index.insert(link_key, u32::try_from(slot).expect("fewer than 2^32 links"));
-                slot
-            }
-        };
-        let outcome =
-            plan_delivery(&mut self.network, &mut self.link_states[link_slot], self.now.0, from, to, size, &msg);
+        let mut rng = message_stream(self.link_key, from.0, to.0, send_seq);
+        let outcome = plan_delivery(
+            &mut self.network,
+            &mut rng,
+            &mut self.fifo_last_delivery_ns,
+            self.now.0,
+            from,
+            to,
+            size,
+            &msg,
+        );
         match outcome {
             Err(reason) => {
                 self.trace_send(from, to, msg_id, &msg, None);
@@ -864,41 +846,48 @@ enum Dispatch<M> {
 }
 
 /// Draws loss, latency, corruption and duplication for one message on its link.
+#[allow(clippy::too_many_arguments)]
 fn plan_delivery<M: Message>(
     network: &mut Network,
-    link: &mut LinkState,
+    rng: &mut LinkRng,
+    fifo_last_delivery_ns: &mut rustc_hash::FxHashMap<u64, u64>,
     now: u64,
     from: NodeId,
     to: NodeId,
     size: usize,
     msg: &M,
 ) -> Result<DeliveryPlan<M>, DropReason> {
-    let route_ns = network.topology_latency(from, to, &mut link.rng).ok_or(DropReason::Unreachable)?;
+    let route_ns = network.topology_latency(from, to, rng).ok_or(DropReason::Unreachable)?;
     let config = network.link_config(from, to);
     let overlays = &network.overlays;
     let plain = overlays.is_empty();
     let loss = if plain { config.loss } else { overlays.loss(config.loss, from, to) };
-    if loss > 0.0 && link.rng.random_bool(loss) {
+    if loss > 0.0 && rng.random_bool(loss) {
         return Err(DropReason::Loss);
     }
     let extra_ns = if plain { 0 } else { overlays.extra_latency_ns(from, to) };
     let base_ns = route_ns + extra_ns + config.transmission_ns(size);
     let mut corrupted_msg = None;
-    if !plain && overlays.corrupt_probability > 0.0 && link.rng.random_bool(overlays.corrupt_probability) {
-        corrupted_msg = Some(msg.corrupt(rand::Rng::next_u64(&mut link.rng)).ok_or(DropReason::Corrupt)?);
+    if !plain && overlays.corrupt_probability > 0.0 && rng.random_bool(overlays.corrupt_probability) {
+        corrupted_msg = Some(msg.corrupt(rand::Rng::next_u64(rng)).ok_or(DropReason::Corrupt)?);
     }
-    let fifo = config.fifo;
-    let mut first_at = now + base_ns + config.sample_latency(&mut link.rng);
-    if fifo {
-        first_at = first_at.max(link.last_delivery_ns);
-        link.last_delivery_ns = first_at;
+    // A FIFO link delivers no earlier than its previous message (the wire keeps order).
+    let mut fifo_last = if config.fifo {
+        Some(fifo_last_delivery_ns.entry(((from.0 as u64) << 32) | to.0 as u64).or_insert(0))
+    } else {
+        None
+    };
+    let mut first_at = now + base_ns + config.sample_latency(rng);
+    if let Some(last) = fifo_last.as_deref_mut() {
+        first_at = first_at.max(*last);
+        *last = first_at;
     }
     let mut duplicate_at = None;
-    if config.duplicate > 0.0 && link.rng.random_bool(config.duplicate) {
-        let mut at = now + base_ns + config.sample_latency(&mut link.rng);
-        if fifo {
-            at = at.max(link.last_delivery_ns);
-            link.last_delivery_ns = at;
+    if config.duplicate > 0.0 && rng.random_bool(config.duplicate) {
+        let mut at = now + base_ns + config.sample_latency(rng);
+        if let Some(last) = fifo_last.as_deref_mut() {
+            at = at.max(*last);
+            *last = at;
         }
         duplicate_at = Some(at);
     }

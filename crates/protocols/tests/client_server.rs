@@ -40,7 +40,8 @@ fn ops_of(history: &History) -> Vec<Operation> {
 
 /// (ok, total) among operations invoked in `[from_ns, to_ns)` that `keep` selects.
 fn availability(ops: &[Operation], from_ns: u64, to_ns: u64, keep: impl Fn(&Operation) -> bool) -> (usize, usize) {
-    let window: Vec<&Operation> = ops.iter().filter(|o| o.invoke_ns >= from_ns && o.invoke_ns < to_ns && keep(o)).collect();
+    let window: Vec<&Operation> =
+        ops.iter().filter(|o| o.invoke_ns >= from_ns && o.invoke_ns < to_ns && keep(o)).collect();
     (window.iter().filter(|o| o.outcome == Outcome::Ok).count(), window.len())
 }
 
@@ -50,8 +51,11 @@ fn ok_completed_in(ops: &[Operation], from_ns: u64, to_ns: u64) -> usize {
 }
 
 fn latencies_ns(ops: &[Operation], keep: impl Fn(&Operation) -> bool) -> Vec<u64> {
-    let mut l: Vec<u64> =
-        ops.iter().filter(|o| o.outcome == Outcome::Ok && keep(o)).map(|o| o.complete_ns.expect("ok") - o.invoke_ns).collect();
+    let mut l: Vec<u64> = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok && keep(o))
+        .map(|o| o.complete_ns.expect("ok") - o.invoke_ns)
+        .collect();
     l.sort_unstable();
     l
 }
@@ -62,7 +66,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 fn assert_linearizable(history: &History, seed: u64, what: &str) {
-    let verdict = check_linearizable(history, Model::Register, &LinearizabilityOptions::default()).expect("well-formed");
+    let verdict =
+        check_linearizable(history, Model::Register, &LinearizabilityOptions::default()).expect("well-formed");
     assert!(verdict.is_valid(), "{what}, seed {seed}: not linearizable: {:?}", verdict.counterexample);
 }
 
@@ -114,7 +119,8 @@ fn kv_server_without_durability_loses_acknowledged_writes_on_restart() {
     let mut caught = 0;
     for seed in 0..SEEDS {
         let spec = spec(seed, 1, 3, 1, WorkloadKind::Register);
-        let setup = KvServerSetup { server: kv::KvServerParams { durable: false, ..Default::default() }, ..Default::default() };
+        let setup =
+            KvServerSetup { server: kv::KvServerParams { durable: false, ..Default::default() }, ..Default::default() };
         let mut sim = build_kv_server(&spec, &setup).expect("builds");
         crash_and_restart(&mut sim, NodeId(0), 300, 350);
         run(&mut sim, 700);
@@ -161,22 +167,33 @@ fn lb_tail(strategy: LbStrategy, seeds: u64) -> (u64, u64, f64) {
     for seed in 0..seeds {
         let mut spec = with_loss(spec(seed, 4, 8, 2, WorkloadKind::Register), 0.005);
         spec.workload.think_time_ns = 10 * MS;
-        // Long enough that requests stuck behind the slow server count as slow, not as timeouts.
+        // Long enough that requests stuck behind the slow server count as slow, not as timeouts:
+        // the client waits 3 s and the balancer 2.5 s (a proxy gives up before its caller does).
         spec.workload.timeout_ns = 3_000 * MS;
-        let mut setup = LoadBalancerSetup { strategy, slow_factor: 10.0, ..LoadBalancerSetup::default() };
+        // Load for 600 ms, then drain: every operation completes inside the run, so the slowest
+        // ones (stuck behind the slow server) are measured instead of cut off by the end of the run.
+        spec.workload.stop_at_ns = Some(600 * MS);
+        let mut setup = LoadBalancerSetup {
+            strategy,
+            slow_factor: 10.0,
+            backend_timeout_ns: 2_500 * MS,
+            ..LoadBalancerSetup::default()
+        };
         // Service time dominates network time, so where a request lands decides its latency.
         setup.front.service.mean_service_ns = 5 * MS;
         let mut sim = build_load_balancer(&spec, &setup).expect("builds");
         // A fast server reboots mid-run.
         crash_and_restart(&mut sim, NodeId(3), 250, 300);
-        run(&mut sim, 500);
+        run(&mut sim, 4_000);
         let lb = sim.node(sim.node_id("lb").expect("lb")).and_then(CsNode::as_lb).expect("the lb is up");
         slow_share += lb.sent[0] as f64 / lb.sent.iter().sum::<u64>() as f64;
         let history = sim.take_history();
         if seed % 10 == 0 {
             assert_linearizable(&history, seed, "load balancer");
         }
-        all.extend(latencies_ns(&ops_of(&history), |_| true));
+        let ops = ops_of(&history);
+        assert!(ops.iter().all(|o| o.complete_ns.is_some()), "seed {seed}: the run drains every operation");
+        all.extend(latencies_ns(&ops, |_| true));
     }
     all.sort_unstable();
     (percentile(&all, 0.5), percentile(&all, 0.99), slow_share / seeds as f64)
@@ -213,7 +230,11 @@ fn max_staleness_ns(ops: &[Operation]) -> u64 {
         // completed superseded it when it completed.
         let source_done = match &read.output {
             Value::Nil => 0,
-            v => writes.get(&(key.clone(), v.clone())).expect("a read returns a written value").complete_ns.unwrap_or(u64::MAX),
+            v => writes
+                .get(&(key.clone(), v.clone()))
+                .expect("a read returns a written value")
+                .complete_ns
+                .unwrap_or(u64::MAX),
         };
         let superseded = ops
             .iter()
@@ -238,7 +259,8 @@ fn cache_spec(seed: u64) -> ClusterSpec {
 #[test]
 fn cache_staleness_is_bounded_by_the_ttl_and_visible_to_the_checker() {
     let ttl_ms = 100;
-    let setup = CacheSetup { cache: cache::CacheParams { ttl_ns: ttl_ms * MS, ..Default::default() }, ..Default::default() };
+    let setup =
+        CacheSetup { cache: cache::CacheParams { ttl_ns: ttl_ms * MS, ..Default::default() }, ..Default::default() };
     let (mut stale_seeds, mut worst, mut hits, mut misses) = (0, 0, 0, 0);
     for seed in 0..SEEDS {
         let mut sim = build_cache(&cache_spec(seed), &setup).expect("builds");
@@ -317,7 +339,8 @@ fn sharded_kv_is_linearizable_and_loses_only_the_crashed_shard() {
         let history = sim.take_history();
         assert_linearizable(&history, seed, "sharded kv");
         let ops = ops_of(&history);
-        let on_n1 = |o: &Operation| map.owner(o.key.as_ref().and_then(Value::as_int).expect("int key") as u64) == NodeId(0);
+        let on_n1 =
+            |o: &Operation| map.owner(o.key.as_ref().and_then(Value::as_int).expect("int key") as u64) == NodeId(0);
         let c = availability(&ops, 210 * MS, 390 * MS, on_n1);
         let o = availability(&ops, 210 * MS, 390 * MS, |op| !on_n1(op));
         assert_eq!(c.0, 0, "seed {seed}: a key of the crashed shard server was served");
@@ -387,7 +410,8 @@ fn retries_without_idempotency_keys_double_apply() {
 #[test]
 fn backoff_is_exponential_capped_and_jittered() {
     let mut rng = detsim_core::rng::derive_stream(7, detsim_core::rng::StreamPurpose::Workload, 0);
-    let plain = RetryParams { backoff_base_ns: 10, backoff_cap_ns: 100, jitter: Jitter::None, ..RetryParams::default() };
+    let plain =
+        RetryParams { backoff_base_ns: 10, backoff_cap_ns: 100, jitter: Jitter::None, ..RetryParams::default() };
     let waits: Vec<u64> = (1..=6).map(|n| plain.backoff_ns(n, &mut rng)).collect();
     assert_eq!(waits, [10, 20, 40, 80, 100, 100]);
     let full = RetryParams { jitter: Jitter::Full, ..plain.clone() };
@@ -409,20 +433,47 @@ struct GatewayFigures {
     full_breaker_cycles: usize,
 }
 
+/// The gateway scenario: open-loop clients (many independent users, who keep arriving when the
+/// service slows down) call two dependencies through the gateway `n1`; `n2` hangs from 200 ms to
+/// 900 ms. The gateway sits next to its dependencies (sub-millisecond links), the clients are
+/// 1-10 ms away: a healthy call then holds a gateway worker for about 2 ms, so an 8-worker
+/// compartment is ample for its 300 calls/s (Little's law: 0.6 workers busy on average), while a
+/// hung call holds one for the whole 300 ms call timeout. Clients time out after 400 ms, longer
+/// than the gateway's 300 ms, as the builder insists.
+fn gateway_spec(seed: u64) -> ClusterSpec {
+    let loss = 0.002;
+    let mut spec = with_loss(spec(seed, 3, 6, 1, WorkloadKind::None), loss);
+    spec.workload.rate_per_s = Some(100.0);
+    spec.workload.timeout_ns = 400 * MS;
+    // Stop at 1.8 s and drain, so that every call of the last window has completed.
+    spec.workload.stop_at_ns = Some(1_800 * MS);
+    let near = LinkConfig {
+        loss,
+        latency: detsim_core::LatencyDist::Uniform { min_ns: MS / 10, max_ns: MS },
+        ..LinkConfig::default()
+    };
+    for a in 0..3u32 {
+        for b in (0..3u32).filter(|&b| b != a) {
+            spec.network.links.insert((a, b), near.clone());
+        }
+    }
+    spec
+}
+
 fn gateway_runs(bulkheads: bool, breaker: bool, seeds: u64) -> GatewayFigures {
     let (mut ok, mut total) = (0, 0);
     let mut hanging = Vec::new();
     let mut full_cycles = 0;
     for seed in 0..seeds {
-        let mut spec = with_loss(spec(seed, 3, 6, 4, WorkloadKind::None), 0.01);
-        spec.workload.think_time_ns = 10 * MS;
-        let mut setup = ResilienceSetup { hang_from_ns: 200 * MS, hang_until_ns: 900 * MS, ..ResilienceSetup::default() };
+        let spec = gateway_spec(seed);
+        let mut setup =
+            ResilienceSetup { hang_from_ns: 200 * MS, hang_until_ns: 900 * MS, ..ResilienceSetup::default() };
         setup.gateway.pool_size = 16;
         setup.gateway.bulkheads = bulkheads;
         setup.gateway.breaker.enabled = breaker;
         setup.gateway.breaker.open_ns = 200 * MS;
         let mut sim = build_resilience(&spec, &setup).expect("builds");
-        run(&mut sim, 1_800);
+        run(&mut sim, 2_300);
         let gateway = sim.node(NodeId(0)).and_then(CsNode::as_gateway).expect("the gateway is up");
         let transitions = gateway.breakers[0].transitions.clone();
         let healthy_opened = !gateway.breakers[1].transitions.is_empty();
@@ -432,10 +483,12 @@ fn gateway_runs(bulkheads: bool, breaker: bool, seeds: u64) -> GatewayFigures {
         // The healthy dependency's breaker never opens.
         assert!(!healthy_opened || !breaker, "seed {seed}: the healthy breaker opened");
         let ops = ops_of(&sim.take_history());
+        assert!(ops.iter().all(|o| o.complete_ns.is_some()), "seed {seed}: the run drains every call");
         let dep = |d: i64| move |o: &Operation| o.key == Some(Value::Int(d));
         let (o, t) = availability(&ops, 400 * MS, 900 * MS, dep(1));
         (ok, total) = (ok + o, total + t);
-        let during = ops.iter().filter(|o| o.key == Some(Value::Int(0)) && o.invoke_ns >= 400 * MS && o.invoke_ns < 800 * MS);
+        let during =
+            ops.iter().filter(|o| o.key == Some(Value::Int(0)) && o.invoke_ns >= 400 * MS && o.invoke_ns < 800 * MS);
         hanging.extend(during.filter_map(|o| o.complete_ns.map(|c| c - o.invoke_ns)));
         // After the hang, the breaker lets calls through again.
         // The last hung call times out at 1.2 s; a probe that met the hang reopens the breaker
@@ -460,7 +513,9 @@ fn bulkheads_and_breakers_contain_a_hung_dependency() {
     let bare = gateway_runs(false, false, SEEDS);
     let breaker_only = gateway_runs(false, true, SEEDS);
     let bulkhead_only = gateway_runs(true, false, SEEDS);
-    for (name, f) in [("both", &protected), ("none", &bare), ("breaker only", &breaker_only), ("bulkheads only", &bulkhead_only)] {
+    for (name, f) in
+        [("both", &protected), ("none", &bare), ("breaker only", &breaker_only), ("bulkheads only", &bulkhead_only)]
+    {
         eprintln!(
             "gateway with {name}: healthy dependency availability {:.3}, hung-dependency median latency {:.1} ms, breaker cycles {}",
             f.healthy_availability,
@@ -475,6 +530,50 @@ fn bulkheads_and_breakers_contain_a_hung_dependency() {
     // An open breaker fails calls at once instead of after the 300 ms timeout.
     assert!(protected.hanging_median_ns < 30 * MS && bare.hanging_median_ns >= 300 * MS);
     assert!(protected.full_breaker_cycles >= 95, "open, half-open, closed again once the dependency recovers");
+}
+
+#[test]
+fn circuit_breaker_counts_an_outcome_only_in_the_state_that_admitted_the_call() {
+    use detsim_core::LocalTime;
+    use detsim_protocols::client_server::resilience::{BreakerParams, BreakerState, CircuitBreaker};
+    let params = BreakerParams { failure_threshold: 2, open_ns: 100, half_open_probes: 2, ..BreakerParams::default() };
+    let mut breaker = CircuitBreaker::new(params);
+    let at = LocalTime;
+    // Three calls go out while closed; two fail and open the breaker.
+    let closed_calls: Vec<_> = (0..3).map(|_| breaker.admit(at(0))).collect();
+    breaker.on_failure(at(10), closed_calls[0]);
+    breaker.on_failure(at(11), closed_calls[1]);
+    assert_eq!(breaker.state().name(), "open");
+    assert!(!breaker.would_admit(at(50)), "open: calls fail fast");
+    // Half-open after 100: a probe goes out; the third closed-state call times out now. It is not
+    // the probe's failure, so the breaker stays half-open.
+    assert!(breaker.would_admit(at(111)));
+    let probe = breaker.admit(at(111));
+    breaker.on_failure(at(112), closed_calls[2]);
+    assert_eq!(breaker.state().name(), "half-open", "a stale failure does not reopen the breaker");
+    assert_eq!(breaker.stale_outcomes, 1);
+    // A second probe is lost; the first succeeds, and so does a third: two successes close it
+    // before the lost one times out, and its late failure changes nothing.
+    let lost = breaker.admit(at(113));
+    assert!(!breaker.would_admit(at(114)), "at most two probes in flight");
+    breaker.on_success(at(120), probe);
+    assert!(matches!(breaker.state(), BreakerState::HalfOpen { probes_in_flight: 1, successes: 1 }));
+    let third = breaker.admit(at(121));
+    breaker.on_success(at(130), third);
+    assert_eq!(breaker.state().name(), "closed");
+    breaker.on_failure(at(400), lost);
+    assert_eq!(breaker.state(), BreakerState::Closed { consecutive_failures: 0 }, "the lost probe is stale now");
+    let names: Vec<&str> = breaker.transitions.iter().map(|t| t.1).collect();
+    assert_eq!(names, ["open", "half-open", "closed"]);
+    // A probe that fails while current reopens it.
+    let mut strict =
+        CircuitBreaker::new(BreakerParams { failure_threshold: 1, open_ns: 10, ..BreakerParams::default() });
+    let call = strict.admit(at(0));
+    strict.on_failure(at(1), call);
+    assert!(strict.would_admit(at(11)));
+    let probe = strict.admit(at(11));
+    strict.on_failure(at(12), probe);
+    assert_eq!(strict.state().name(), "open");
 }
 
 // ---------------------------------------------------------------- registry
@@ -492,7 +591,9 @@ fn registry_entries_build_and_serve_from_a_cluster_spec() {
     ] {
         let entry = detsim_protocols::find(name).unwrap_or_else(|| panic!("{name} is registered"));
         assert!(entry.workloads.contains(&kind));
-        let spec = spec(1, nodes, 2, 1, kind);
+        let mut spec = spec(1, nodes, 2, 1, kind);
+        // Longer than every proxy's own timeout (the resilience gateway insists on it).
+        spec.workload.timeout_ns = 1_000 * MS;
         let mut sim = (entry.build)(&spec).unwrap_or_else(|e| panic!("{name}: {e}"));
         sim.run_until(SimTime::from_millis(300)).expect("runs");
         let ok = ops_of(sim.history()).iter().filter(|o| o.outcome == Outcome::Ok).count();
@@ -501,4 +602,12 @@ fn registry_entries_build_and_serve_from_a_cluster_spec() {
         bad.params = serde_json::json!({ "no_such_parameter": 1 });
         assert!((entry.build)(&bad).is_err(), "{name} rejects unknown parameters");
     }
+    // A gateway that waits longer than its clients is refused, with the reason.
+    let entry = detsim_protocols::find("resilience").expect("registered");
+    let mut spec = spec(1, 3, 2, 1, WorkloadKind::None);
+    spec.workload.timeout_ns = 300 * MS;
+    let error = (entry.build)(&spec).err().expect("gateway timeout 300 ms is not shorter than the client's 300 ms");
+    assert!(error.contains("call_timeout_ns") && error.contains("shorter"), "{error}");
+    spec.params = serde_json::json!({ "gateway": { "call_timeout_ns": 299_000_000u64 } });
+    assert!((entry.build)(&spec).is_ok(), "a gateway timeout below the client's is accepted");
 }

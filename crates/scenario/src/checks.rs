@@ -24,10 +24,7 @@ pub const CHECKS: &[CheckInfo] = &[
         name: "sequential",
         description: "some legal order of all operations keeps each client's own order (no real-time constraint)",
     },
-    CheckInfo {
-        name: "availability",
-        description: "at least [check] min_availability of the operations succeeded",
-    },
+    CheckInfo { name: "availability", description: "at least [check] min_availability of the operations succeeded" },
 ];
 
 /// The check named `name`.

@@ -56,6 +56,13 @@ fn default_seed() -> u64 {
     1
 }
 
+impl Scenario {
+    /// The scenario as TOML text that reads back to the same scenario (defaults left out).
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| format!("cannot write the scenario as TOML: {e}"))
+    }
+}
+
 /// The outcome a scenario expects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -609,6 +616,35 @@ pub enum NemesisFault {
 }
 
 impl NemesisFault {
+    pub const ALL: [NemesisFault; 10] = [
+        NemesisFault::Partition,
+        NemesisFault::Isolate,
+        NemesisFault::Bridge,
+        NemesisFault::OneWay,
+        NemesisFault::Crash,
+        NemesisFault::Pause,
+        NemesisFault::ClockJump,
+        NemesisFault::ClockDrift,
+        NemesisFault::LatencySpike,
+        NemesisFault::LossBurst,
+    ];
+
+    /// One line for `detsim list`.
+    pub fn description(self) -> &'static str {
+        match self {
+            NemesisFault::Partition => "a random minority/majority split of the targets",
+            NemesisFault::Isolate => "one random target cut off from everyone",
+            NemesisFault::Bridge => "two random sides that share one node",
+            NemesisFault::OneWay => "one half stops hearing from the other",
+            NemesisFault::Crash => "one random target crashes, then restarts",
+            NemesisFault::Pause => "one random target pauses, then resumes",
+            NemesisFault::ClockJump => "one random target's clock jumps by up to max_clock_jump either way",
+            NemesisFault::ClockDrift => "one random target's clock drifts up to max_drift_ppm, then stops drifting",
+            NemesisFault::LatencySpike => "every message gets latency_spike extra latency",
+            NemesisFault::LossBurst => "every message is lost with probability loss",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             NemesisFault::Partition => "partition",

@@ -8,11 +8,15 @@ pub mod load;
 pub mod plan;
 pub mod run;
 pub mod schema;
-pub mod units;
+pub mod shrink;
+pub mod sweep;
 pub mod toy;
+pub mod units;
 pub mod validate;
 
 pub use format::{Expect, FaultKind, FaultSpec, Scenario};
-pub use load::{load_file, load_str, Diagnostic, LoadedScenario, ScenarioError};
+pub use load::{load_file, load_str, text_digest, Diagnostic, LoadedScenario, ScenarioError};
 pub use plan::Plan;
 pub use run::{replay_command, run_seed, RunError, RunOptions, RunOutcome, TraceTo};
+pub use shrink::{shrink, ShrinkError, ShrinkOptions, Shrunk};
+pub use sweep::{merge_results, sweep, SeedRange, SeedRecord, Shard, SweepError, SweepOptions, SweepSummary};

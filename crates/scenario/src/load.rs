@@ -69,7 +69,23 @@ pub struct LoadedScenario {
     pub text: String,
 }
 
+/// FNV-1a (64 bit) of a scenario's text, as 16 hex digits: sweep results carry it so that resuming
+/// or merging never mixes the results of two different scenario files.
+pub fn text_digest(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
 impl LoadedScenario {
+    /// The digest of the scenario's text (see [`text_digest`]).
+    pub fn digest(&self) -> String {
+        text_digest(&self.text)
+    }
+
     /// Line and column of the value at a dotted `path` in the source text.
     pub fn locate(&self, path: &str) -> Option<(usize, usize)> {
         let root = DeTable::parse(&self.text).ok()?;

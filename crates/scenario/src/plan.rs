@@ -235,9 +235,8 @@ pub fn nemesis_faults(nemesis: &Nemesis, servers: usize, duration_ns: u64, seed:
 /// The core faults of a scripted fault: the fault itself and, with a `duration`, the fault that
 /// undoes it.
 pub fn core_faults(fault: &FaultSpec, servers: usize, clients: usize) -> Result<Vec<(u64, Fault)>, String> {
-    let id = |name: &str| {
-        node_index(name, servers, clients).map(NodeId).ok_or_else(|| format!("no node named {name:?}"))
-    };
+    let id =
+        |name: &str| node_index(name, servers, clients).map(NodeId).ok_or_else(|| format!("no node named {name:?}"));
     let ids = |names: &Option<Vec<String>>| -> Result<Vec<NodeId>, String> {
         names.iter().flatten().map(|n| id(n)).collect()
     };
@@ -341,7 +340,8 @@ impl Plan {
         let mut network = NetworkConfig::new(link_config(&effective.network));
         network.partition_drops_in_flight = effective.network.partition_drops_in_flight;
         for link in &effective.network.links {
-            let from = node_index(&link.from, servers, clients).ok_or_else(|| format!("no node named {:?}", link.from))?;
+            let from =
+                node_index(&link.from, servers, clients).ok_or_else(|| format!("no node named {:?}", link.from))?;
             let to = node_index(&link.to, servers, clients).ok_or_else(|| format!("no node named {:?}", link.to))?;
             let mut config = network.default_link.clone();
             if let Some(latency) = &link.latency {
@@ -361,7 +361,8 @@ impl Plan {
         if !effective.network.topology.is_empty() {
             let mut topology = Topology::new();
             for i in 0..servers + clients {
-                let name = if i < servers { ClusterSpec::server_name(i) } else { ClusterSpec::client_name(i - servers) };
+                let name =
+                    if i < servers { ClusterSpec::server_name(i) } else { ClusterSpec::client_name(i - servers) };
                 topology.add_node(NodeId(i as u32), &name);
             }
             for edge in &effective.network.topology {
@@ -438,12 +439,13 @@ impl Plan {
     }
 
     /// The effective scenario with the nemesis' windows written out as scripted faults and the
-    /// nemesis removed: the same run, as a scenario a person can read and edit (used by shrink).
+    /// nemesis removed: the same run (the same trace hash), as a scenario a person can read and edit
+    /// (used by shrink). The nemesis' faults follow the scripted ones, in the order the plan
+    /// schedules them, so that faults at equal times keep their order.
     pub fn materialized(&self) -> Scenario {
         let mut scenario = self.effective.clone();
         scenario.nemesis = None;
         scenario.faults.extend(self.nemesis_faults.iter().cloned());
-        scenario.faults.sort_by_key(|f| f.at);
         scenario.seed = self.seed;
         scenario
     }

@@ -164,10 +164,7 @@ impl RunOutcome {
         object.insert("messages_per_op".into(), json!(self.messages_per_op));
         object.insert("events".into(), json!(self.stats.events));
         object.insert("sim_time_s".into(), json!(self.sim_time_s));
-        object.insert(
-            "violations".into(),
-            json!(self.violated_checks()),
-        );
+        object.insert("violations".into(), json!(self.violated_checks()));
         object.insert("replay".into(), json!(self.replay_command()));
         if let Some(swarm) = &self.swarm {
             object.insert("swarm".into(), swarm.clone());
@@ -316,12 +313,8 @@ pub fn run_plan(loaded: &LoadedScenario, plan: &Plan, options: RunOptions) -> Re
     } else if let TraceTo::Writer(writer) = options.trace {
         sim.stream_trace_to(writer);
     }
-    let simulation_error = |error: SimError| RunError::Simulation {
-        file: loaded.file.clone(),
-        seed,
-        error,
-        replay: replay.clone(),
-    };
+    let simulation_error =
+        |error: SimError| RunError::Simulation { file: loaded.file.clone(), seed, error, replay: replay.clone() };
     for (at, fault) in &plan.faults {
         sim.schedule_fault(SimTime(*at), fault.clone()).map_err(simulation_error)?;
     }

@@ -94,7 +94,8 @@ pub fn format_duration_ns(nanos: i64) -> String {
     if magnitude == 0 {
         return "0s".to_string();
     }
-    for (suffix, scale) in [("h", 3_600_000_000_000u128), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)]
+    for (suffix, scale) in
+        [("h", 3_600_000_000_000u128), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)]
     {
         if magnitude % scale == 0 {
             return format!("{sign}{}{suffix}", magnitude / scale);

@@ -41,7 +41,10 @@ impl<'a> Checker<'a> {
     fn node(&mut self, path: &str, name: &str) {
         if node_index(name, self.servers, self.clients).is_none() {
             let clients = if self.clients == 0 { String::new() } else { format!(" and clients c1..c{}", self.clients) };
-            self.problem(path, format!("no node named {name:?}: the cluster has servers n1..n{}{clients}", self.servers));
+            self.problem(
+                path,
+                format!("no node named {name:?}: the cluster has servers n1..n{}{clients}", self.servers),
+            );
         }
     }
 
@@ -59,7 +62,10 @@ impl<'a> Checker<'a> {
 
     fn drift(&mut self, path: &str, drift_ppm: f64) {
         if !(drift_ppm.is_finite() && drift_ppm.abs() < 1_000_000.0) {
-            self.problem(path, format!("drift must be a finite number of ppm between -1000000 and 1000000, got {drift_ppm}"));
+            self.problem(
+                path,
+                format!("drift must be a finite number of ppm between -1000000 and 1000000, got {drift_ppm}"),
+            );
         }
     }
 
@@ -112,7 +118,10 @@ pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Vec<Problem>
             let mut names: Vec<&str> = registry.iter().map(|e| e.name).collect();
             names.sort_unstable();
             let known = if names.is_empty() { "none are registered yet".to_string() } else { names.join(", ") };
-            c.problem("cluster.protocol", format!("unknown protocol {:?}: expected one of {known}", scenario.cluster.protocol));
+            c.problem(
+                "cluster.protocol",
+                format!("unknown protocol {:?}: expected one of {known}", scenario.cluster.protocol),
+            );
         }
         Some(entry) => {
             if let Some(kind) = scenario.workload.kind {
@@ -361,7 +370,10 @@ fn validate_fault(c: &mut Checker<'_>, path: &str, fault: &FaultSpec) {
         if !takes.iter().any(|(k, _)| k == key) {
             let allowed: Vec<&str> = takes.iter().map(|(k, _)| *k).collect();
             let allowed = if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") };
-            c.problem(format!("{path}.{key}"), format!("a {kind} fault does not take `{key}` (it takes: at, kind, {allowed})"));
+            c.problem(
+                format!("{path}.{key}"),
+                format!("a {kind} fault does not take `{key}` (it takes: at, kind, {allowed})"),
+            );
         }
     }
     for (key, required) in takes {
@@ -385,7 +397,10 @@ fn validate_fault(c: &mut Checker<'_>, path: &str, fault: &FaultSpec) {
     }
     if let Some(groups) = &fault.groups {
         if groups.len() < 2 {
-            c.problem(format!("{path}.groups"), "a partition needs at least 2 groups, e.g. [[\"n1\"], [\"n2\", \"n3\"]]");
+            c.problem(
+                format!("{path}.groups"),
+                "a partition needs at least 2 groups, e.g. [[\"n1\"], [\"n2\", \"n3\"]]",
+            );
         }
         if groups.len() > 64 {
             c.problem(format!("{path}.groups"), "at most 64 partition groups");

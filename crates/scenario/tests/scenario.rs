@@ -40,23 +40,43 @@ fn malformed_scenarios_are_placed_at_line_and_column() {
     check_error("unknown_key = 1\n", &format!("{}:1", line(1)), "unknown field `unknown_key`");
     check_error("[network]\nloss = 1.5\n", &format!("{}:8", line(2)), "probability between 0 and 1");
     check_error("[network]\nloss = \"lots\"\n", &format!("{}:8", line(2)), "invalid type");
-    check_error("[network]\nlatency = { dist = \"uniform\", min = \"5parsecs\", max = \"1ms\" }\n", &format!("{}:11", line(2)), "duration");
+    check_error(
+        "[network]\nlatency = { dist = \"uniform\", min = \"5parsecs\", max = \"1ms\" }\n",
+        &format!("{}:11", line(2)),
+        "duration",
+    );
     check_error(
         "[[faults]]\nat = \"1s\"\nkind = \"crash\"\nnode = \"n9\"\n",
         &format!("{}:8", line(4)),
         "no node named \"n9\"",
     );
     check_error("[[faults]]\nat = \"9s\"\nkind = \"heal\"\n", &format!("{}:6", line(2)), "after the end of the run");
-    check_error("[[faults]]\nat = \"1s\"\nkind = \"explode\"\n", &format!("{}:8", line(3)), "unknown variant `explode`");
-    check_error("[[faults]]\nat = \"1s\"\nkind = \"crash\"\nloss = 0.5\nnode = \"n1\"\n", &format!("{}:8", line(4)), "does not take `loss`");
+    check_error(
+        "[[faults]]\nat = \"1s\"\nkind = \"explode\"\n",
+        &format!("{}:8", line(3)),
+        "unknown variant `explode`",
+    );
+    check_error(
+        "[[faults]]\nat = \"1s\"\nkind = \"crash\"\nloss = 0.5\nnode = \"n1\"\n",
+        &format!("{}:8", line(4)),
+        "does not take `loss`",
+    );
     let zero_nodes = BASE.replace("nodes = 3", "nodes = 0");
     let error = load_str(&zero_nodes, "z.toml", "z", &toy_registry()).expect_err("0 nodes");
     assert_eq!(error.diagnostics[0].to_string(), "z.toml:10:9: a cluster needs at least 1 node, got 0");
     let unknown = BASE.replace("toy-register", "nope");
     let error = load_str(&unknown, "u.toml", "u", &toy_registry()).expect_err("unknown protocol");
-    assert!(error.to_string().starts_with("u.toml:9:12: unknown protocol \"nope\": expected one of toy-register"), "{error}");
+    assert!(
+        error.to_string().starts_with("u.toml:9:12: unknown protocol \"nope\": expected one of toy-register"),
+        "{error}"
+    );
+    // A syntax error is placed where the parser stopped: toml reports an unclosed array right after
+    // its `[` (line 1, column 13: where the `]` was expected), not at the end of the file.
     let error = load_str("duration = [\n", "s.toml", "s", &toy_registry()).expect_err("syntax");
-    assert!(error.to_string().starts_with("s.toml:2:1: "), "{error}");
+    assert!(error.to_string().starts_with("s.toml:1:13: unclosed array"), "{error}");
+    let error = load_str("seed = 1\nduration = \"5s\"\nname = \"x\" \"y\"\n", "m.toml", "m", &toy_registry())
+        .expect_err("syntax in the middle of a file");
+    assert!(error.to_string().starts_with("m.toml:3:"), "{error}");
 }
 
 #[test]
@@ -74,7 +94,8 @@ fn a_valid_scenario_passes_and_is_deterministic() {
 
 #[test]
 fn stale_reads_are_a_violation_and_the_report_says_so() {
-    let text = format!("{}\n[cluster.params]\nstale_reads = true\n", BASE).replace("checks = [", "expect = \"violation\"\nchecks = [");
+    let text = format!("{}\n[cluster.params]\nstale_reads = true\n", BASE)
+        .replace("checks = [", "expect = \"violation\"\nchecks = [");
     let loaded = load(&text);
     let outcome = run_seed(&loaded, 7, RunOptions::default()).expect("the run completes");
     assert_eq!(outcome.violated_checks(), ["linearizable"]);
@@ -95,7 +116,8 @@ fn scripted_faults_cost_availability_and_show_as_windows() {
 
 #[test]
 fn swarm_draws_are_recorded_and_follow_the_seed() {
-    let text = format!("{BASE}[swarm]\nnodes = [1, 5]\nloss = [0.0, 0.05]\nfaults = [\"crash\", \"pause\", \"partition\"]\n");
+    let text =
+        format!("{BASE}[swarm]\nnodes = [1, 5]\nloss = [0.0, 0.05]\nfaults = [\"crash\", \"pause\", \"partition\"]\n");
     let loaded = load(&text);
     let a = run_seed(&loaded, 3, RunOptions::default()).expect("run");
     let b = run_seed(&loaded, 3, RunOptions::default()).expect("run");
@@ -117,14 +139,35 @@ fn the_run_folder_has_history_trace_and_run_json() {
     let outcome = run_seed(&load(BASE), 7, options).expect("run");
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).expect("run.json")).expect("JSON");
-    for key in ["scenario", "seed", "trace_hash", "valid", "ops", "availability", "events", "sim_time_s", "wall_s", "checks", "nodes", "replay", "latency_ns", "fault_windows", "faults", "servers", "clients", "outcome_ok", "expect"] {
+    for key in [
+        "scenario",
+        "seed",
+        "trace_hash",
+        "valid",
+        "ops",
+        "availability",
+        "events",
+        "sim_time_s",
+        "wall_s",
+        "checks",
+        "nodes",
+        "replay",
+        "latency_ns",
+        "fault_windows",
+        "faults",
+        "servers",
+        "clients",
+        "outcome_ok",
+        "expect",
+    ] {
         assert!(run.get(key).is_some(), "run.json has {key}");
     }
     assert_eq!(run["trace_hash"], outcome.trace_hash_hex());
     let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
     assert_eq!(history.lines().count(), outcome.history.events.len());
     let trace = std::fs::read_to_string(dir.join("trace.jsonl")).expect("trace");
-    let first: detsim_core::TraceRecord = serde_json::from_str(trace.lines().next().expect("a line")).expect("a record");
+    let first: detsim_core::TraceRecord =
+        serde_json::from_str(trace.lines().next().expect("a line")).expect("a record");
     assert_eq!(first.ev, "start");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
@@ -137,5 +180,8 @@ fn the_json_schema_in_docs_is_up_to_date() {
         std::fs::write(path, &generated).expect("write the schema");
     }
     let committed = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(committed == generated, "docs/scenario.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p detsim-scenario --test scenario`");
+    assert!(
+        committed == generated,
+        "docs/scenario.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p detsim-scenario --test scenario`"
+    );
 }

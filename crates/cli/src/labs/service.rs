@@ -214,10 +214,47 @@ fn ap_scenarios() -> Vec<ServiceScenario> {
 pub fn service_lab(lab: &str) -> Option<ServiceLab> {
     match lab {
         "raft" => Some(ServiceLab { scenarios: cp_scenarios(3, 12.0, 80.0) }),
-        "paxos" => Some(ServiceLab { scenarios: cp_scenarios(3, 12.0, 80.0) }),
-        "primary-backup" => Some(ServiceLab { scenarios: cp_scenarios(3, 8.0, 60.0) }),
+        "paxos" => Some(ServiceLab { scenarios: cp_scenarios(3, 15.0, 80.0) }),
+        "primary-backup" => Some(ServiceLab { scenarios: cp_scenarios(3, 20.0, 120.0) }),
         "quorum" => Some(ServiceLab { scenarios: ap_scenarios() }),
         _ => None,
+    }
+}
+
+/// Lab 4: primary-backup with failover.
+pub fn primary_backup_lab() -> Lab {
+    const MUTANTS: &[Mutant] = &[
+        Mutant {
+            name: "async",
+            bug: "asynchronous replication: the primary answers before its backups have the operation",
+            params: r#"{"mode":"async"}"#,
+            seeds: 12,
+        },
+        Mutant {
+            name: "no-fencing",
+            bug: "backups do not compare view numbers, so a deposed primary keeps completing operations",
+            params: r#"{"mutant_no_fencing":true}"#,
+            seeds: 8,
+        },
+        Mutant {
+            name: "ack-before-apply",
+            bug: "a backup acknowledges an operation on arrival, before it applied it and those before it",
+            params: r#"{"mutant_ack_before_apply":true}"#,
+            seeds: 50,
+        },
+    ];
+    Lab {
+        number: 4,
+        name: "primary-backup",
+        title: "Primary-backup replication with a view service and failover",
+        guide: "docs/labs/04-primary-backup.md",
+        reference: "primary-backup",
+        mutants: MUTANTS,
+        skeleton: &[
+            ("src/lib.rs", include_str!("../../lab-skeletons/primary-backup/src/lib.rs")),
+            ("tests/grade.rs", include_str!("../../lab-skeletons/primary-backup/tests/grade.rs")),
+        ],
+        grade_variant: grade_registry_variant,
     }
 }
 
@@ -228,14 +265,14 @@ pub fn raft_lab() -> Lab {
             name: "stale-reads",
             bug: "the leader answers reads from its own state without confirming it still leads",
             params: r#"{"mutants":{"stale_reads":true}}"#,
-            // A deposed leader needs a client cut off with it: seed 20 draws that split brain.
-            first_seed: 20,
+            // A deposed leader needs a client cut off with it, and a write on the other side.
+            seeds: 80,
         },
         Mutant {
             name: "vote-without-log-check",
             bug: "votes are granted without checking that the candidate's log is up to date",
             params: r#"{"mutants":{"vote_without_log_check":true}}"#,
-            first_seed: 1,
+            seeds: 8,
         },
     ];
     Lab {
@@ -257,23 +294,16 @@ pub fn raft_lab() -> Lab {
 pub fn paxos_lab() -> Lab {
     const MUTANTS: &[Mutant] = &[
         Mutant {
-            name: "accept-lower-ballot",
-            bug: "an acceptor accepts proposals with a ballot lower than the one it promised",
-            params: r#"{"mutant_accept_lower_ballot":true}"#,
-            // Needs a competing proposer at the wrong moment: seed 233 draws one.
-            first_seed: 233,
-        },
-        Mutant {
             name: "skip-phase-1",
             bug: "a server that times out makes itself leader without running phase 1",
             params: r#"{"mutant_skip_phase1":true}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "ignore-accepted",
             bug: "a new leader ignores the values the acceptors reported in phase 1",
             params: r#"{"mutant_ignore_accepted":true}"#,
-            first_seed: 1,
+            seeds: 8,
         },
     ];
     Lab {
@@ -298,22 +328,22 @@ pub fn quorum_lab() -> Lab {
             name: "repair-restamps",
             bug: "read repair writes the value it read back as a fresh version, overwriting newer writes",
             params: r#"{"mutant_repair_restamps":true}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "no-convergence",
             bug: "no hinted handoff, read repair or anti-entropy: replicas that missed writes stay behind",
             params: r#"{"read_repair":false,"anti_entropy":false,"sloppy_quorum":false,"read_quorum_r":1,"write_quorum_w":1}"#,
-            // A replica must miss a write and be read before the key is written again: seed 19.
-            first_seed: 19,
+            // A replica must miss a write and be read before the key is written again.
+            seeds: 10,
         },
         Mutant {
             name: "strict-quorum",
             bug:
                 "strict quorums without sloppy fallbacks: writes fail while the home replicas are cut off (CP, not AP)",
             params: r#"{"sloppy_quorum":false}"#,
-            // A partition must cut two of a key's three homes off from a busy coordinator: seed 9.
-            first_seed: 9,
+            // A partition must cut two of a key's three homes off from a busy coordinator.
+            seeds: 20,
         },
     ];
     Lab {

@@ -37,11 +37,17 @@ fn check_workload(spec: &ClusterSpec, allowed: &[WorkloadKind]) -> Result<(), St
     if !allowed.contains(&spec.workload.kind) {
         return Err(format!("workload {:?} is not served here (expected one of {allowed:?})", spec.workload.kind));
     }
+    check_clients(spec)
+}
+
+fn check_clients(spec: &ClusterSpec) -> Result<(), String> {
     if spec.workload.clients == 0 || spec.workload.concurrency == 0 {
         return Err("the workload needs at least one client with concurrency at least 1".into());
     }
-    if spec.workload.rate_per_s.is_some() {
-        return Err("client-server clients are closed loop: rate_per_s is not supported".into());
+    if let Some(rate) = spec.workload.rate_per_s {
+        if !(rate > 0.0 && rate.is_finite()) {
+            return Err(format!("workload.rate_per_s must be positive, got {rate}"));
+        }
     }
     Ok(())
 }
@@ -56,19 +62,25 @@ fn add_clients(
 ) -> Result<(), String> {
     retry.validate()?;
     let workload = &spec.workload;
-    let total_slots = (workload.clients * workload.concurrency) as u64;
+    // Open loop: `concurrency` becomes the bound on operations outstanding per client.
+    let slots = match workload.rate_per_s {
+        Some(_) => crate::workload::MAX_OPEN_LOOP_SLOTS,
+        None => workload.concurrency,
+    };
+    let total_slots = (workload.clients * slots) as u64;
     for i in 0..workload.clients {
         let config = ClientConfig {
             client_index: i as u32,
             routing: routing(i),
             mix: mix.clone(),
-            concurrency: workload.concurrency,
+            concurrency: slots,
+            rate_per_s: workload.rate_per_s,
             think_time_ns: workload.think_time_ns,
             stop_at_ns: workload.stop_at_ns,
             max_ops: workload.max_ops_per_client,
             retry: retry.clone(),
             attempt_timeout_ns: retry.attempt_timeout_ns.unwrap_or(workload.timeout_ns),
-            process_base: (i * workload.concurrency) as u64,
+            process_base: (i * slots) as u64,
             process_stride: total_slots,
         };
         let index = sim.node_count();
@@ -327,14 +339,20 @@ impl Default for ResilienceSetup {
 
 /// Gateway `n1` over dependencies `n2..nN`; clients call a random dependency through the gateway.
 pub fn build_resilience(spec: &ClusterSpec, params: &ResilienceSetup) -> Result<Sim, String> {
-    if spec.workload.clients == 0 || spec.workload.concurrency == 0 {
-        return Err("the workload needs at least one client with concurrency at least 1".into());
-    }
+    check_clients(spec)?;
     if spec.nodes < 2 {
         return Err("resilience needs a gateway and at least one dependency (nodes >= 2)".into());
     }
     let dependencies: Vec<NodeId> = (1..spec.nodes as u32).map(NodeId).collect();
     params.gateway.validate(dependencies.len())?;
+    let client_timeout_ns = params.retry.attempt_timeout_ns.unwrap_or(spec.workload.timeout_ns);
+    if params.gateway.call_timeout_ns >= client_timeout_ns {
+        return Err(format!(
+            "gateway.call_timeout_ns ({}) must be shorter than the client's timeout ({client_timeout_ns}): a client \
+             that gives up first leaves the gateway holding a worker for a call nobody waits for",
+            params.gateway.call_timeout_ns
+        ));
+    }
     params.dependency.service.validate()?;
     if let Some(bad) = params.hanging_dependency.filter(|&d| d >= dependencies.len()) {
         return Err(format!("hanging_dependency {bad}: there are {} dependencies", dependencies.len()));

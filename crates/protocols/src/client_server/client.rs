@@ -1,6 +1,9 @@
-//! The client of the client-server family: closed-loop processes that issue KV operations (or
-//! gateway calls), with per-attempt timeouts, retries with capped exponential backoff and jitter,
-//! and optional idempotency keys.
+//! The client of the client-server family: processes that issue KV operations (or gateway calls),
+//! with per-attempt timeouts, retries with capped exponential backoff and jitter, and optional
+//! idempotency keys. Closed loop (each process issues its next operation a think time after the
+//! last one ended) or open loop (operations arrive as a Poisson process at a fixed rate, whatever
+//! the servers do: the load of many independent users, which does not back off when the service
+//! slows down, so overload shows as queues and timeouts instead of as a lower request rate).
 //!
 //! Backoff follows Marc Brooker, "Exponential Backoff And Jitter" (AWS Architecture Blog, 2015)
 //! and the AWS Builders' Library article "Timeouts, retries, and backoff with jitter": the n-th
@@ -121,8 +124,11 @@ pub struct ClientConfig {
     pub client_index: u32,
     pub routing: Routing,
     pub mix: OpMix,
-    /// Processes (slots) per client.
+    /// Closed loop: processes (slots) per client. Open loop: the most operations outstanding at
+    /// once (a limit, so that a dead service cannot make a client grow without bound).
     pub concurrency: usize,
+    /// Open loop: operations per second (Poisson arrivals); `None`: closed loop.
+    pub rate_per_s: Option<f64>,
     pub think_time_ns: u64,
     /// No new operation starts at or after this local time.
     pub stop_at_ns: Option<u64>,
@@ -159,6 +165,22 @@ struct Slot {
     request_ids: Vec<u64>,
 }
 
+impl Slot {
+    fn new(process: ProcessId) -> Self {
+        Slot {
+            process,
+            phase: Phase::Idle,
+            op: None,
+            op_seq: 0,
+            attempts: 0,
+            maybe_applied: false,
+            timer: None,
+            current_request: u64::MAX,
+            request_ids: Vec::new(),
+        }
+    }
+}
+
 /// A client node.
 #[derive(Clone, Debug)]
 pub struct CsClient {
@@ -172,6 +194,8 @@ pub struct CsClient {
     /// Attempts sent (first tries and retries).
     pub attempts_sent: u64,
     pub retries_sent: u64,
+    /// Open loop: arrivals dropped because `concurrency` operations were already outstanding.
+    pub skipped_arrivals: u64,
     /// How many times this client has started (restarts included); kept in durable storage so that
     /// a restarted client never reuses a process id whose operation is still open.
     generation: u64,
@@ -185,19 +209,9 @@ impl CsClient {
         assert!(config.concurrency > 0, "a client has at least one process");
         let generation = storage.get::<u64>(GENERATION_KEY).unwrap_or(0);
         config.process_base += generation << 32;
-        let slots = (0..config.concurrency)
-            .map(|s| Slot {
-                process: config.process_base + s as u64,
-                phase: Phase::Idle,
-                op: None,
-                op_seq: 0,
-                attempts: 0,
-                maybe_applied: false,
-                timer: None,
-                current_request: u64::MAX,
-                request_ids: Vec::new(),
-            })
-            .collect();
+        // Open loop: slots are created as arrivals need them, up to `concurrency`.
+        let initial_slots = if config.rate_per_s.is_some() { 0 } else { config.concurrency };
+        let slots = (0..initial_slots).map(|s| Slot::new(config.process_base + s as u64)).collect();
         CsClient {
             config,
             slots,
@@ -207,8 +221,37 @@ impl CsClient {
             ops_started: 0,
             attempts_sent: 0,
             retries_sent: 0,
+            skipped_arrivals: 0,
             generation,
         }
+    }
+
+    fn schedule_arrival(&mut self, ctx: &mut Ctx<'_, CsMsg>) {
+        let rate = self.config.rate_per_s.expect("open loop has a rate");
+        // Poisson arrivals: exponential gaps with mean 1/rate (inverse transform; 1 - u is in (0, 1]).
+        let u: f64 = ctx.rng().random::<f64>();
+        let gap_ns = (-(1.0 - u).ln() / rate * 1e9).clamp(1.0, 1e15) as u64;
+        ctx.set_timer(Duration::from_nanos(gap_ns), timer_tag::make(timer_tag::CLIENT_ARRIVAL, 0));
+    }
+
+    /// Open loop: an operation arrives; it takes an idle slot, or a new one below the limit.
+    fn arrival(&mut self, ctx: &mut Ctx<'_, CsMsg>) {
+        if !self.may_start(ctx) {
+            return;
+        }
+        let slot = match self.slots.iter().position(|s| s.phase == Phase::Idle) {
+            Some(slot) => slot,
+            None if self.slots.len() < self.config.concurrency => {
+                let process = self.config.process_base + self.slots.len() as u64;
+                self.slots.push(Slot::new(process));
+                self.slots.len() - 1
+            }
+            None => {
+                self.skipped_arrivals += 1;
+                return;
+            }
+        };
+        self.start_op(ctx, slot);
     }
 
     fn wake_after(&mut self, ctx: &mut Ctx<'_, CsMsg>, slot: usize, after_ns: u64) {
@@ -332,8 +375,10 @@ impl CsClient {
             }
         }
         s.phase = Phase::Idle;
-        let think = self.config.think_time_ns;
-        self.wake_after(ctx, slot, think);
+        if self.config.rate_per_s.is_none() {
+            let think = self.config.think_time_ns;
+            self.wake_after(ctx, slot, think);
+        }
     }
 }
 
@@ -342,6 +387,10 @@ impl Node for CsClient {
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, CsMsg>) {
         ctx.storage().put(GENERATION_KEY, &(self.generation + 1));
+        if self.config.rate_per_s.is_some() {
+            self.schedule_arrival(ctx);
+            return;
+        }
         for slot in 0..self.slots.len() {
             // Staggered starts, so that slots do not move in lockstep.
             let offset = ctx.rng().random_range(0..=self.config.think_time_ns.max(1_000_000));
@@ -387,6 +436,10 @@ impl Node for CsClient {
                     s.timer = None;
                     self.attempt_unknown(ctx, slot, "timed-out");
                 }
+            }
+            timer_tag::CLIENT_ARRIVAL => {
+                self.arrival(ctx);
+                self.schedule_arrival(ctx);
             }
             timer_tag::CLIENT_WAKE => {
                 let slot = id as usize;

@@ -113,6 +113,8 @@ pub(crate) mod timer_tag {
     pub const ATTEMPT_TIMEOUT: u64 = 3;
     /// A client backoff (or think time) ended: send the next attempt or operation.
     pub const CLIENT_WAKE: u64 = 4;
+    /// An open-loop client's next operation arrives.
+    pub const CLIENT_ARRIVAL: u64 = 5;
 
     pub fn make(kind: u64, id: u64) -> u64 {
         assert!(id <= MASK, "timer id fits below the kind byte");

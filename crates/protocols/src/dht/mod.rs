@@ -9,15 +9,23 @@
 //! - **join** (§4.4): `n1` starts the ring; every other node looks up its own key through `n1` and
 //!   takes the answer as its successor. Restarted nodes join again the same way.
 //! - **stabilize** every `stabilize_ms`: ask the successor for its predecessor and successor list,
-//!   adopt the predecessor if it sits between, then *notify* the successor. A successor that does not
-//!   answer within `step_timeout_ms` is dropped for the next one in the list. The predecessor is
-//!   pinged too and forgotten when it does not answer, so that a live node can take its place.
+//!   adopt the predecessor if it sits between, then *notify* the successor. The predecessor is
+//!   pinged too, so that a live node can take the place of a failed one.
+//! - **failure detection**: a successor (or predecessor) is declared failed only after
+//!   `failure_threshold` *consecutive* probes went unanswered within `step_timeout_ms`; then the
+//!   successor is dropped for the next one in the list (the predecessor is forgotten). Why not at the
+//!   first miss: a node answers "the owner of k is my successor" from its successor list alone, so
+//!   dropping a *live* successor makes it name the wrong owner for every key between itself and that
+//!   successor until the next stabilize round re-adopts it. With a one-strike detector a single lost
+//!   message (1% loss: about one probe in fifty) is enough; with three strikes the odds are about
+//!   `(2 · loss)^3` per round. The successor list is changed only by stabilization and this detector.
 //! - **fix fingers** every `fix_fingers_ms`: refresh the next finger by a lookup of `me + 2^i`.
 //! - **lookup** (iterative, §4.3): the origin asks the closest preceding node it knows, which answers
 //!   either "done: the owner is my successor" or "ask this closer node". Each remote query is a hop.
-//!   A query that times out removes that node from the origin's tables and the lookup resumes from the
-//!   origin; after `max_retries` timeouts or `max_hops` hops it fails. With correct fingers the
-//!   distance to the key halves per hop, so hops grow like `log2 N` (about `½ log2 N` on average).
+//!   A query that times out removes that node from the origin's *fingers* (routing hints, so a wrong
+//!   removal costs hops, never correctness) and the lookup resumes from the origin; after
+//!   `max_retries` timeouts or `max_hops` hops it fails. With correct fingers the distance to the key
+//!   halves per hop, so hops grow like `log2 N` (about `½ log2 N` on average).
 //!
 //! # What a run records
 //! Client lookups, one at a time per node every `lookup_interval_ms` from `lookups_start_ms`, are
@@ -48,6 +56,9 @@ pub struct ChordParams {
     /// Length of the successor list.
     pub successors: usize,
     pub step_timeout_ms: u64,
+    /// Consecutive unanswered stabilize probes (or predecessor pings) before that neighbour is
+    /// declared failed. 1 is a one-strike detector, wrong under any message loss.
+    pub failure_threshold: u32,
     pub max_retries: u32,
     pub max_hops: u32,
     pub lookups_start_ms: u64,
@@ -64,6 +75,7 @@ impl Default for ChordParams {
             fix_fingers_ms: 20,
             successors: 4,
             step_timeout_ms: 100,
+            failure_threshold: 3,
             max_retries: 3,
             max_hops: 64,
             lookups_start_ms: 5_000,
@@ -81,8 +93,8 @@ impl ChordParams {
         if self.successors == 0 || self.stabilize_ms == 0 || self.fix_fingers_ms == 0 || self.step_timeout_ms == 0 {
             return Err("successors, stabilize_ms, fix_fingers_ms and step_timeout_ms must be positive".into());
         }
-        if self.lookup_interval_ms == 0 || self.max_hops == 0 {
-            return Err("lookup_interval_ms and max_hops must be positive".into());
+        if self.lookup_interval_ms == 0 || self.max_hops == 0 || self.failure_threshold == 0 {
+            return Err("lookup_interval_ms, max_hops and failure_threshold must be positive".into());
         }
         Ok(())
     }
@@ -204,6 +216,10 @@ pub struct ChordNode {
     join_due: bool,
     stabilize_wait: Option<(u64, TimerId)>,
     predecessor_wait: Option<(u64, TimerId)>,
+    /// Consecutive stabilize probes the current successor left unanswered.
+    successor_misses: u32,
+    /// Consecutive pings the current predecessor left unanswered.
+    predecessor_misses: u32,
     next_nonce: u64,
 }
 
@@ -225,6 +241,8 @@ impl ChordNode {
             join_due: false,
             stabilize_wait: None,
             predecessor_wait: None,
+            successor_misses: 0,
+            predecessor_misses: 0,
             next_nonce: 0,
         }
     }
@@ -332,6 +350,7 @@ impl ChordNode {
                 // racing its old incarnation out of the tables) just tries again later.
                 if owner.node != self.me.node {
                     self.successors = vec![owner];
+                    self.successor_misses = 0;
                     self.joined = true;
                     ctx.annotate(format!("chord joined key={} successor={}", self.me.key, owner.node));
                 }
@@ -342,16 +361,24 @@ impl ChordNode {
         }
     }
 
-    /// Forgets a node that did not answer, from fingers and successors.
-    fn forget(&mut self, ctx: &mut Ctx<'_, ChordMsg>, node: NodeId) {
+    /// Forgets a node that did not answer a lookup step, from the fingers only: they are routing
+    /// hints, and the next `fix_fingers` round restores a wrongly removed one.
+    fn forget_finger(&mut self, node: NodeId) {
         for finger in self.fingers.iter_mut() {
             if finger.is_some_and(|f| f.node == node) {
                 *finger = None;
             }
         }
+    }
+
+    /// Forgets a neighbour the failure detector declared failed, from every table.
+    fn forget(&mut self, ctx: &mut Ctx<'_, ChordMsg>, node: NodeId) {
+        self.forget_finger(node);
         self.successors.retain(|p| p.node != node);
+        self.successor_misses = 0;
         if self.predecessor.is_some_and(|p| p.node == node) {
             self.predecessor = None;
+            self.predecessor_misses = 0;
         }
         if self.joined && self.successors.is_empty() && self.me.node != self.bootstrap.node {
             // Every successor is gone: the ring is lost to us; join again.
@@ -467,6 +494,7 @@ impl Node for ChordNode {
                 if successor.node != from {
                     return; // our successor changed while we waited
                 }
+                self.successor_misses = 0;
                 self.adopt_successor_list(successor, successors);
                 if let Some(pred) = predecessor {
                     if pred.node != self.me.node && between_open(pred.key, self.me.key, successor.key) {
@@ -487,6 +515,7 @@ impl Node for ChordNode {
                 };
                 if adopt {
                     self.predecessor = Some(peer);
+                    self.predecessor_misses = 0;
                 }
             }
             ChordMsg::Ping { nonce } => ctx.send(from, ChordMsg::Pong { nonce }),
@@ -495,6 +524,7 @@ impl Node for ChordNode {
                     if waiting == nonce {
                         ctx.cancel_timer(timer);
                         self.predecessor_wait = None;
+                        self.predecessor_misses = 0;
                     }
                 }
             }
@@ -543,7 +573,7 @@ impl Node for ChordNode {
                 }
                 let (asking, key, purpose, hops, retries) =
                     (lookup.asking, lookup.key, lookup.purpose, lookup.hops, lookup.retries);
-                self.forget(ctx, asking.node);
+                self.forget_finger(asking.node);
                 if retries >= self.params.max_retries || (!self.joined && purpose != Purpose::Join) {
                     self.lookups.remove(&id);
                     self.finish_lookup(ctx, key, purpose, hops, Err("timed-out"));
@@ -564,8 +594,12 @@ impl Node for ChordNode {
                 if let Some((_, waiting)) = self.stabilize_wait {
                     if waiting == timer {
                         self.stabilize_wait = None;
-                        let dead = self.successor().node;
-                        self.forget(ctx, dead);
+                        self.successor_misses += 1;
+                        if self.successor_misses >= self.params.failure_threshold {
+                            let dead = self.successor().node;
+                            ctx.annotate(format!("chord successor {dead} failed"));
+                            self.forget(ctx, dead);
+                        }
                     }
                 }
             }
@@ -573,7 +607,11 @@ impl Node for ChordNode {
                 if let Some((_, waiting)) = self.predecessor_wait {
                     if waiting == timer {
                         self.predecessor_wait = None;
-                        self.predecessor = None;
+                        self.predecessor_misses += 1;
+                        if self.predecessor_misses >= self.params.failure_threshold {
+                            self.predecessor = None;
+                            self.predecessor_misses = 0;
+                        }
                     }
                 }
             }
@@ -648,8 +686,5 @@ pub fn lookups(history: &History) -> Vec<LookupRecord> {
 
 /// The true owner of `key` among `live` nodes (their indexes), given the run's `seed`.
 pub fn expected_owner(seed: u64, live: &[u32], key: u32) -> u32 {
-    *live
-        .iter()
-        .min_by_key(|n| node_key(seed, **n).wrapping_sub(key))
-        .expect("at least one live node")
+    *live.iter().min_by_key(|n| node_key(seed, **n).wrapping_sub(key)).expect("at least one live node")
 }

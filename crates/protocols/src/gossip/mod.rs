@@ -18,6 +18,10 @@
 //! Rumors carry a [`VectorClock`] and a Lamport counter of the broadcast events (ticked only when a
 //! node originates a broadcast, merged when it learns one), so that a run shows which broadcasts were
 //! causally related and which were concurrent — what vector clocks tell apart and Lamport cannot.
+//! Both clocks and the broadcast sequence number live in durable storage: a node that lost them in a
+//! crash would reuse a rumor id its peers already hold (so its next broadcast would go nowhere), and
+//! stamp its next broadcast as concurrent with what it had learned before the crash, which by
+//! process order happened before it.
 //!
 //! # What a run records
 //! History measurement events (see [`events`]): `broadcast` (key: rumor id, value: origin index) at
@@ -39,7 +43,7 @@ use crate::clocks::vector::VectorClock;
 use crate::spec::{ClusterSpec, ProtocolEntry, WorkloadKind};
 use detsim_core::history::{History, Value};
 use detsim_core::rng::{derive_stream, StreamPurpose};
-use detsim_core::{AnySimulation, Ctx, Message, Node, NodeId, SimRng, Simulation, TimerId};
+use detsim_core::{AnySimulation, Ctx, Message, Node, NodeId, SimRng, Simulation, Storage, TimerId};
 use events::{instant_events, record_instant};
 use petgraph::graph::{NodeIndex, UnGraph};
 use rand::RngExt;
@@ -182,6 +186,15 @@ pub struct KnownRumor {
 
 const TAG_ROUND: u64 = 1;
 const TAG_BROADCAST_BASE: u64 = 1_000;
+const STORAGE_CAUSAL: &str = "gossip/causal";
+
+/// What a node keeps across crashes: its place in the causal order.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct CausalState {
+    next_seq: u32,
+    vector: VectorClock,
+    lamport: LamportClock,
+}
 
 /// One gossip peer.
 pub struct GossipNode {
@@ -197,18 +210,26 @@ pub struct GossipNode {
 }
 
 impl GossipNode {
-    pub fn new(id: NodeId, node_count: usize, neighbours: Vec<NodeId>, params: GossipParams) -> Self {
+    /// A peer; a restarted one reads its broadcast sequence and clocks back from `storage`.
+    pub fn new(
+        id: NodeId,
+        node_count: usize,
+        neighbours: Vec<NodeId>,
+        params: GossipParams,
+        storage: &Storage,
+    ) -> Self {
         assert!(!neighbours.contains(&id), "a node is not its own neighbour");
+        let causal: CausalState = storage.get(STORAGE_CAUSAL).unwrap_or_default();
         GossipNode {
             id,
             params,
             node_count,
             neighbours,
             rumors: BTreeMap::new(),
-            vector: VectorClock::new(),
-            lamport: LamportClock::new(),
+            vector: causal.vector,
+            lamport: causal.lamport,
             transmissions: BTreeMap::new(),
-            next_seq: 0,
+            next_seq: causal.next_seq,
         }
     }
 
@@ -235,6 +256,7 @@ impl GossipNode {
         self.vector.tick(self.id.0);
         let lamport = self.lamport.tick();
         let rumor = Rumor { id, origin: self.id, hops: 0, stamp: self.vector.clone(), lamport };
+        self.persist_causal(ctx);
         record_instant(ctx, "broadcast", Value::Int(id as i64), Value::Int(self.id.0 as i64));
         self.learn(ctx, rumor, 0);
         id
@@ -249,6 +271,7 @@ impl GossipNode {
         // small as the number of origins while preserving "a → b iff V(a) < V(b)" among broadcasts.
         self.vector.merge(&rumor.stamp);
         self.lamport.observe(rumor.lamport);
+        self.persist_causal(ctx);
         record_instant(ctx, "deliver", Value::Int(rumor.id as i64), Value::Int(hops as i64));
         let hot_rounds_left = match self.params.mode {
             GossipMode::Pull => 0,
@@ -256,6 +279,11 @@ impl GossipNode {
         };
         self.rumors.insert(rumor.id, KnownRumor { rumor, hot_rounds_left, hops });
         true
+    }
+
+    fn persist_causal(&self, ctx: &mut Ctx<'_, GossipMsg>) {
+        let causal = CausalState { next_seq: self.next_seq, vector: self.vector.clone(), lamport: self.lamport };
+        ctx.storage().put(STORAGE_CAUSAL, &causal);
     }
 
     /// `count` distinct neighbours: a random sample (partial Fisher-Yates), or with the bug the first.
@@ -420,8 +448,8 @@ pub fn build(spec: &ClusterSpec, params: GossipParams) -> Result<Simulation<Goss
         let id = NodeId(i as u32);
         let neighbours = neighbours_of(&graph, id);
         let params = params.clone();
-        sim.add_node_with_clock(&ClusterSpec::server_name(i), spec.clock(i), move |id, _storage| {
-            GossipNode::new(id, n, neighbours.clone(), params.clone())
+        sim.add_node_with_clock(&ClusterSpec::server_name(i), spec.clock(i), move |id, storage| {
+            GossipNode::new(id, n, neighbours.clone(), params.clone(), storage)
         });
     }
     Ok(sim)

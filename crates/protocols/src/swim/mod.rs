@@ -447,18 +447,7 @@ pub fn entries() -> Vec<ProtocolEntry> {
     }]
 }
 
-/// Crash windows `(node index, start ns, end ns)` from a run's fault windows (`"crash n3"`);
-/// `names` are the node names in id order.
-pub fn crash_windows(windows: &[(String, u64, Option<u64>)], names: &[String]) -> Vec<(u32, u64, u64)> {
-    windows
-        .iter()
-        .filter_map(|(kind, start, end)| {
-            let name = kind.strip_prefix("crash ")?;
-            let node = names.iter().position(|n| n == name)?;
-            Some((node as u32, *start, end.unwrap_or(u64::MAX)))
-        })
-        .collect()
-}
+pub use crate::gossip::events::crash_windows;
 
 fn crashed_at(crashes: &[(u32, u64, u64)], node: u32, time_ns: u64) -> bool {
     crashes.iter().any(|(n, start, end)| *n == node && (*start..*end).contains(&time_ns))

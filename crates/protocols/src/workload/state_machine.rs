@@ -18,8 +18,11 @@ pub struct StateMachine {
     /// Decides what `add` means: an element into a set (set workload) or an amount onto a counter.
     kind: WorkloadKind,
     /// Objects by key (`Value::Nil` is the key of key-less operations). Absent means never written.
+    /// Stored as a list of pairs: JSON map keys are strings, so `Int(0)` would come back `Str("0")`.
+    #[serde(with = "pairs")]
     objects: BTreeMap<Value, Value>,
     /// Transaction objects live in their own name space, so a txn key never aliases a register key.
+    #[serde(with = "pairs")]
     txn_objects: BTreeMap<Value, Value>,
     /// Per client process: the last request sequence number applied and its result. Processes are
     /// sequential, so one entry per process is enough to make retried or duplicated requests
@@ -27,6 +30,22 @@ pub struct StateMachine {
     sessions: BTreeMap<ProcessId, (u64, ReplyResult)>,
     /// Operations applied (not counting duplicates), for figures and tests.
     applied: u64,
+}
+
+/// Serde for maps keyed by [`Value`]: a list of `[key, value]` pairs, which round-trips through JSON
+/// (durable storage, snapshots) where a JSON object would turn every key into a string.
+mod pairs {
+    use detsim_core::history::Value;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<Value, Value>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<Value, Value>, D::Error> {
+        Ok(Vec::<(Value, Value)>::deserialize(deserializer)?.into_iter().collect())
+    }
 }
 
 /// Whether an operation only reads (protocols may serve it without a log write, e.g. by read index).
