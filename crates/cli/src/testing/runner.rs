@@ -6,7 +6,10 @@
 use crate::testing::case::{test_cases, CaseSpace, OpMix, TestCase};
 use crate::testing::harness::{Actor, Client, ClientSettings, Service};
 use crate::testing::schedule::{self, at, timeline};
-use detsim_check::{check_linearizable, check_sequential, LinearizabilityOptions, Model, Outcome, Validity, Verdict};
+use detsim_check::{
+    check_causal, check_eventual, check_linearizable, check_sequential, check_session, CausalOptions, EventualOptions,
+    LinearizabilityOptions, Model, Outcome, SessionGuarantee, SessionOptions, Validity, Verdict,
+};
 use detsim_core::{History, Limits, NodeId, RunStats, SimConfig, SimError, Simulation, Storage};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::fmt;
@@ -99,6 +102,7 @@ impl<N: Service> Cluster<N> {
             // The plan spreads over the fault horizon, whatever its length.
             pace_ms: u64::from(self.horizon_ms) / longest_plan,
             probe_from_ms: Some(u64::from(self.horizon_ms)),
+            final_read_at_ms: Some(u64::from(self.horizon_ms) + u64::from(self.liveness_timeout_ms) / 2),
             stop_at_ms: u64::from(self.horizon_ms) + u64::from(self.liveness_timeout_ms),
             ..self.client.clone()
         };
@@ -209,6 +213,62 @@ impl Report {
     /// that keeps each client process's order, real time aside).
     pub fn sequential(&self, model: Model) -> Result<Verdict, String> {
         check_sequential(&self.history, model, &checker_options()).map_err(|e| format!("malformed history: {e:?}"))
+    }
+
+    /// Checks the history for causal consistency (registers with unique written values: the bad
+    /// patterns of Bouajjani et al., POPL 2017).
+    pub fn causal(&self) -> Result<Verdict, String> {
+        let ops = detsim_check::operations(&self.history).map_err(|e| format!("malformed history: {e:?}"))?;
+        Ok(check_causal(&ops, &CausalOptions::default()))
+    }
+
+    /// Checks eventual convergence: the final reads invoked at least `settle_ms` after the heal agree,
+    /// and include every acknowledged write. The harness's clients read every key they used once
+    /// more half-way through the liveness timeout (1.5 s after the heal by default), so `settle_ms`
+    /// must be shorter than that.
+    pub fn eventual(&self, settle_ms: u32) -> Result<Verdict, String> {
+        let ops = detsim_check::operations(&self.history).map_err(|e| format!("malformed history: {e:?}"))?;
+        let options = EventualOptions {
+            heal_ns: Some(u64::from(self.heal_at_ms) * 1_000_000),
+            settle_ns: u64::from(settle_ms) * 1_000_000,
+            ..EventualOptions::default()
+        };
+        Ok(check_eventual(&ops, &options))
+    }
+
+    /// Checks one session guarantee (read-your-writes, monotonic reads, ...) per client process.
+    pub fn session(&self, guarantee: SessionGuarantee) -> Result<Verdict, String> {
+        let ops = detsim_check::operations(&self.history).map_err(|e| format!("malformed history: {e:?}"))?;
+        Ok(check_session(&ops, guarantee, &SessionOptions::default()))
+    }
+
+    /// Fails unless the run finished and the history is causally consistent.
+    pub fn assert_causal(&self) -> Result<(), TestCaseError> {
+        self.assert_ran()?;
+        self.judged_verdict("causally consistent", self.causal())
+    }
+
+    /// Fails unless the run finished and the replicas converged `settle_ms` after the heal.
+    pub fn assert_converged_after_heal(&self, settle_ms: u32) -> Result<(), TestCaseError> {
+        self.assert_ran()?;
+        self.judged_verdict("eventually consistent", self.eventual(settle_ms))
+    }
+
+    /// Fails unless the run finished and every client session kept `guarantee`.
+    pub fn assert_session(&self, guarantee: SessionGuarantee) -> Result<(), TestCaseError> {
+        self.assert_ran()?;
+        self.judged_verdict(&format!("{guarantee:?}"), self.session(guarantee))
+    }
+
+    fn judged_verdict(&self, what: &str, verdict: Result<Verdict, String>) -> Result<(), TestCaseError> {
+        match verdict {
+            Ok(verdict) if verdict.valid == Validity::Valid => Ok(()),
+            Ok(verdict) if verdict.valid == Validity::Unknown => {
+                Err(self.failure(&format!("the checker could not decide whether this is {what}:\n{verdict}")))
+            }
+            Ok(verdict) => Err(self.failure(&format!("not {what}:\n{verdict}"))),
+            Err(error) => Err(self.failure(&error)),
+        }
     }
 
     /// Operation counts by outcome.
