@@ -11,7 +11,7 @@ use crate::verdict::{Anomaly, Validity, Verdict};
 use detsim_core::history::{ProcessId, Value};
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::{EdgeFiltered, EdgeRef};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
@@ -105,14 +105,25 @@ const RW: u8 = 4;
 const PROCESS: u8 = 8;
 const REALTIME: u8 = 16;
 
-/// One micro-op, with its key interned.
+/// The interned id of nil (the initial value of an rw-register key).
+const NIL: u32 = 0;
+
+/// What a read saw, as interned value ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Observed {
+    /// List-append: the list (a nil read is the empty list).
+    List(Vec<u32>),
+    /// Rw-register: the value (`NIL` when never written).
+    Value(u32),
+}
+
+/// One micro-op, with its key and value interned.
 #[derive(Clone, Debug)]
 enum Micro {
-    Append(u32, Value),
-    Write(u32, Value),
-    /// A read; `None` when its result is unknown. List-append: a list (nil read as empty);
-    /// rw-register: the value (nil = never written).
-    Read(u32, Option<Value>),
+    Append(u32, u32),
+    Write(u32, u32),
+    /// A read; `None` when its result is unknown.
+    Read(u32, Option<Observed>),
 }
 
 /// A transaction: the op it came from and its micro-ops.
@@ -121,26 +132,63 @@ struct Txn {
     micro: Vec<Micro>,
 }
 
-/// Why an edge exists, per dependency kind: the key and the values involved.
-#[derive(Clone, Debug, Default)]
-struct EdgeInfo {
-    mask: u8,
-    ww: Option<(u32, Value, Value)>,
-    wr: Option<(u32, Value)>,
-    rw: Option<(u32, Value, Value)>,
-}
-
-struct Analysis<'a> {
+/// The parsed history: transactions with interned keys and values.
+struct Data<'a> {
     ops: &'a [Operation],
     model: TxnModel,
     keys: Vec<Value>,
+    values: Vec<Value>,
     /// Ok and unknown-outcome transactions: the graph's nodes, in history order.
     txns: Vec<Txn>,
     /// Failed transactions (never nodes).
     failed: Vec<Txn>,
+}
+
+/// Why an edge exists, per dependency kind: the key and the (interned) values involved.
+#[derive(Clone, Copy, Debug, Default)]
+struct EdgeInfo {
+    mask: u8,
+    ww: Option<(u32, u32, u32)>,
+    wr: Option<(u32, u32)>,
+    rw: Option<(u32, u32, u32)>,
+}
+
+/// What the analysis found: dependency edges and anomalies.
+#[derive(Default)]
+struct Findings {
     edges: FxHashMap<(u32, u32), EdgeInfo>,
     anomalies: BTreeMap<&'static str, Vec<Anomaly>>,
     anomaly_counts: BTreeMap<&'static str, usize>,
+}
+
+impl Findings {
+    fn report(&mut self, name: &'static str, explanation: String, ops: Vec<Operation>, steps: Vec<String>) {
+        *self.anomaly_counts.entry(name).or_default() += 1;
+        let list = self.anomalies.entry(name).or_default();
+        if list.len() < ANOMALY_LIMIT {
+            list.push(Anomaly { name: name.into(), explanation, ops, steps });
+        }
+    }
+
+    fn edge(&mut self, from: usize, to: usize, bit: u8) -> Option<&mut EdgeInfo> {
+        if from == to {
+            return None;
+        }
+        let key =
+            (u32::try_from(from).expect("fewer than 2^32 txns"), u32::try_from(to).expect("fewer than 2^32 txns"));
+        let info = self.edges.entry(key).or_default();
+        info.mask |= bit;
+        Some(info)
+    }
+}
+
+/// Who wrote each (key, value).
+#[derive(Default)]
+struct WriterIndex {
+    /// By ok and unknown-outcome txns: (txn number, whether it is that txn's last write to the key).
+    ok: FxHashMap<(u32, u32), (usize, bool)>,
+    /// By failed txns: the failed txn's number.
+    failed: FxHashMap<(u32, u32), usize>,
 }
 
 /// Checks a history of transactions (`f` = `txn`) for the anomalies of Elle.
@@ -159,22 +207,24 @@ struct Analysis<'a> {
 /// count when observed; their reads are ignored). Values written to a key must be unique; a
 /// history where they are not, or with a micro-op that is not `[f key value]`, is an error.
 pub fn check_transactions(ops: &[Operation], options: &TxnOptions) -> Result<Verdict, HistoryError> {
-    let mut analysis = Analysis::new(ops, options)?;
-    match analysis.model {
-        TxnModel::ListAppend => analysis.list_append()?,
-        TxnModel::RwRegister => analysis.rw_register()?,
+    let data = Data::new(ops, options)?;
+    let mut findings = Findings::default();
+    let writers = data.writers()?;
+    match data.model {
+        TxnModel::ListAppend => data.list_append(&writers, &mut findings)?,
+        TxnModel::RwRegister => data.rw_register(&writers, &mut findings),
     }
     if options.process_order {
-        analysis.process_edges();
+        data.process_edges(&mut findings);
     }
     if options.realtime_order {
-        analysis.realtime_edges();
+        data.realtime_edges(&mut findings);
     }
-    analysis.cycles(options);
-    let mut verdict = Verdict::new(options.checker_name(), Some(analysis.model.to_string()), ops.len());
+    data.cycles(options, &mut findings);
+    let mut verdict = Verdict::new(options.checker_name(), Some(data.model.to_string()), ops.len());
     let mut notes = Vec::new();
-    for (name, anomalies) in std::mem::take(&mut analysis.anomalies) {
-        let count = analysis.anomaly_counts[name];
+    for (name, anomalies) in std::mem::take(&mut findings.anomalies) {
+        let count = findings.anomaly_counts[name];
         if count > anomalies.len() {
             notes.push(format!("{count} {name} anomalies, the first {} shown", anomalies.len()));
         }
@@ -191,59 +241,116 @@ fn bad(op: &Operation, message: String) -> HistoryError {
     HistoryError { event_index: op.invoke_index, message }
 }
 
-impl<'a> Analysis<'a> {
+/// Interns keys and values as small integers.
+struct Interner {
+    keys: Vec<Value>,
+    key_ids: FxHashMap<Value, u32>,
+    values: Vec<Value>,
+    value_ids: FxHashMap<Value, u32>,
+}
+
+impl Interner {
+    fn new() -> Self {
+        let mut interner = Interner {
+            keys: Vec::new(),
+            key_ids: FxHashMap::default(),
+            values: Vec::new(),
+            value_ids: FxHashMap::default(),
+        };
+        assert_eq!(interner.value(&Value::Nil), NIL, "nil is value 0");
+        interner
+    }
+
+    fn key(&mut self, key: &Value) -> u32 {
+        if let Some(&id) = self.key_ids.get(key) {
+            return id;
+        }
+        let id = u32::try_from(self.keys.len()).expect("fewer than 2^32 keys");
+        self.keys.push(key.clone());
+        self.key_ids.insert(key.clone(), id);
+        id
+    }
+
+    fn value(&mut self, value: &Value) -> u32 {
+        if let Some(&id) = self.value_ids.get(value) {
+            return id;
+        }
+        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 values");
+        self.values.push(value.clone());
+        self.value_ids.insert(value.clone(), id);
+        id
+    }
+
+    /// Parses a txn's micro-ops. `known`: whether read results are known (an ok completion).
+    fn micro_ops(
+        &mut self,
+        op: &Operation,
+        value: &Value,
+        model: TxnModel,
+        known: bool,
+    ) -> Result<Vec<Micro>, HistoryError> {
+        let Some(items) = value.as_list() else {
+            return Err(bad(op, format!("a txn's value is a list of micro-ops, found {value}")));
+        };
+        let mut micro = Vec::with_capacity(items.len());
+        for item in items {
+            let Some([Value::Str(f), key, value]) = item.as_list() else {
+                return Err(bad(op, format!("a micro-op is [f key value], found {item}")));
+            };
+            let key = self.key(key);
+            micro.push(match f.as_str() {
+                "append" => Micro::Append(key, self.value(value)),
+                "w" | "write" => Micro::Write(key, self.value(value)),
+                "r" | "read" if !known => Micro::Read(key, None),
+                "r" | "read" => {
+                    let list_read = model == TxnModel::ListAppend;
+                    match value {
+                        Value::List(items) if list_read => {
+                            Micro::Read(key, Some(Observed::List(items.iter().map(|v| self.value(v)).collect())))
+                        }
+                        Value::Nil if list_read => Micro::Read(key, Some(Observed::List(Vec::new()))),
+                        other if list_read => {
+                            return Err(bad(op, format!("a list-append read returns a list, found {other}")))
+                        }
+                        other => Micro::Read(key, Some(Observed::Value(self.value(other)))),
+                    }
+                }
+                other => return Err(bad(op, format!("unknown micro-op {other:?} (expected append, r or w)"))),
+            });
+        }
+        Ok(micro)
+    }
+}
+
+/// True when the invoked micro-ops have the shape of the completed ones (same kinds and keys).
+fn same_shape(invoked: &Value, completed: &[Micro], interner: &Interner) -> bool {
+    let Some(items) = invoked.as_list() else { return false };
+    items.len() == completed.len()
+        && items.iter().zip(completed).all(|(item, micro)| {
+            let Some([Value::Str(f), key, _]) = item.as_list() else { return false };
+            let (kind_matches, key_id) = match micro {
+                Micro::Append(k, _) => (f == "append", *k),
+                Micro::Write(k, _) => (f == "w" || f == "write", *k),
+                Micro::Read(k, _) => (f == "r" || f == "read", *k),
+            };
+            kind_matches && interner.key_ids.get(key) == Some(&key_id)
+        })
+}
+
+impl<'a> Data<'a> {
     fn new(ops: &'a [Operation], options: &TxnOptions) -> Result<Self, HistoryError> {
-        let mut key_ids: FxHashMap<Value, u32> = FxHashMap::default();
-        let mut keys = Vec::new();
-        let mut txns = Vec::new();
-        let mut failed = Vec::new();
+        // The model first (reads of nil look alike in both), from the micro-ops' kinds.
         let (mut appends, mut writes) = (false, false);
-        for (position, op) in ops.iter().enumerate() {
+        for op in ops {
             if op.f != "txn" {
                 return Err(bad(op, format!("transaction histories hold only txn ops, found {}", op.f)));
             }
-            let parse = |value: &Value, key_ids: &mut FxHashMap<Value, u32>, keys: &mut Vec<Value>, known: bool| {
-                let Some(items) = value.as_list() else {
-                    return Err(bad(op, format!("a txn's value is a list of micro-ops, found {value}")));
-                };
-                let mut micro = Vec::with_capacity(items.len());
-                for item in items {
-                    let Some([Value::Str(f), key, value]) = item.as_list() else {
-                        return Err(bad(op, format!("a micro-op is [f key value], found {item}")));
-                    };
-                    let next_id = u32::try_from(keys.len()).expect("fewer than 2^32 keys");
-                    let key = *key_ids.entry(key.clone()).or_insert_with(|| {
-                        keys.push(key.clone());
-                        next_id
-                    });
-                    micro.push(match f.as_str() {
-                        "append" => Micro::Append(key, value.clone()),
-                        "w" | "write" => Micro::Write(key, value.clone()),
-                        "r" | "read" => Micro::Read(key, known.then(|| value.clone())),
-                        other => return Err(bad(op, format!("unknown micro-op {other:?} (expected append, r or w)"))),
-                    });
+            for item in op.input.as_list().unwrap_or(&[]) {
+                match item.as_list().and_then(|micro| micro.first()).and_then(Value::as_str) {
+                    Some("append") => appends = true,
+                    Some("w" | "write") => writes = true,
+                    _ => {}
                 }
-                Ok(micro)
-            };
-            let micro = if op.outcome == Outcome::Ok && op.output.as_list().is_some() {
-                let micro = parse(&op.output, &mut key_ids, &mut keys, true)?;
-                let invoked = parse(&op.input, &mut key_ids, &mut keys, false)?;
-                let same_shape = micro.len() == invoked.len()
-                    && micro.iter().zip(&invoked).all(|(a, b)| std::mem::discriminant(a) == std::mem::discriminant(b));
-                if !same_shape {
-                    return Err(bad(op, "a txn completed with different micro-ops than it was invoked with".into()));
-                }
-                micro
-            } else {
-                parse(&op.input, &mut key_ids, &mut keys, false)?
-            };
-            appends |= micro.iter().any(|m| matches!(m, Micro::Append(..)));
-            writes |= micro.iter().any(|m| matches!(m, Micro::Write(..)));
-            let txn = Txn { position, micro };
-            if op.outcome == Outcome::Fail {
-                failed.push(txn);
-            } else {
-                txns.push(txn);
             }
         }
         let model = match options.model {
@@ -257,23 +364,34 @@ impl<'a> Analysis<'a> {
             None if writes => TxnModel::RwRegister,
             None => TxnModel::ListAppend,
         };
+        let mut interner = Interner::new();
+        let mut txns = Vec::new();
+        let mut failed = Vec::new();
+        for (position, op) in ops.iter().enumerate() {
+            let micro = if op.outcome == Outcome::Ok && op.output.as_list().is_some() {
+                let micro = interner.micro_ops(op, &op.output, model, true)?;
+                if !same_shape(&op.input, &micro, &interner) {
+                    return Err(bad(op, "a txn completed with different micro-ops than it was invoked with".into()));
+                }
+                micro
+            } else {
+                interner.micro_ops(op, &op.input, model, false)?
+            };
+            let txn = Txn { position, micro };
+            if op.outcome == Outcome::Fail {
+                failed.push(txn);
+            } else {
+                txns.push(txn);
+            }
+        }
         let wrong = |m: &Micro| match model {
-            TxnModel::ListAppend => matches!(m, Micro::Write(..)),
-            TxnModel::RwRegister => matches!(m, Micro::Append(..)),
+            TxnModel::ListAppend => matches!(m, Micro::Write(..) | Micro::Read(_, Some(Observed::Value(_)))),
+            TxnModel::RwRegister => matches!(m, Micro::Append(..) | Micro::Read(_, Some(Observed::List(_)))),
         };
         if let Some(txn) = txns.iter().chain(&failed).find(|txn| txn.micro.iter().any(wrong)) {
             return Err(bad(&ops[txn.position], format!("a {model} history cannot hold this micro-op")));
         }
-        Ok(Analysis {
-            ops,
-            model,
-            keys,
-            txns,
-            failed,
-            edges: FxHashMap::default(),
-            anomalies: BTreeMap::new(),
-            anomaly_counts: BTreeMap::new(),
-        })
+        Ok(Data { ops, model, keys: interner.keys, values: interner.values, txns, failed })
     }
 
     fn op(&self, txn: usize) -> &'a Operation {
@@ -284,31 +402,20 @@ impl<'a> Analysis<'a> {
         &self.keys[key as usize]
     }
 
-    fn report(&mut self, name: &'static str, explanation: String, ops: Vec<Operation>) {
-        *self.anomaly_counts.entry(name).or_default() += 1;
-        let list = self.anomalies.entry(name).or_default();
-        if list.len() < ANOMALY_LIMIT {
-            list.push(Anomaly { name: name.into(), explanation, ops, steps: Vec::new() });
-        }
+    fn value(&self, value: u32) -> &Value {
+        &self.values[value as usize]
     }
 
-    fn edge(&mut self, from: usize, to: usize, bit: u8) -> Option<&mut EdgeInfo> {
-        if from == to {
-            return None;
-        }
-        let key =
-            (u32::try_from(from).expect("fewer than 2^32 txns"), u32::try_from(to).expect("fewer than 2^32 txns"));
-        let info = self.edges.entry(key).or_default();
-        info.mask |= bit;
-        Some(info)
+    fn list(&self, items: &[u32]) -> Value {
+        Value::List(items.iter().map(|&v| self.value(v).clone()).collect())
     }
 
-    /// Writers of each (key, value), ok/unknown and failed: (txn, whether it is the txn's last
-    /// write to that key).
+    /// Writers of each (key, value), ok/unknown and failed.
     fn writers(&self) -> Result<WriterIndex, HistoryError> {
         let mut index = WriterIndex::default();
+        let mut last_write: FxHashMap<u32, usize> = FxHashMap::default();
         for (txn_number, txn) in self.txns.iter().enumerate() {
-            let mut last_write: FxHashMap<u32, usize> = FxHashMap::default();
+            last_write.clear();
             for (i, micro) in txn.micro.iter().enumerate() {
                 if let Micro::Append(key, _) | Micro::Write(key, _) = micro {
                     last_write.insert(*key, i);
@@ -317,17 +424,18 @@ impl<'a> Analysis<'a> {
             for (i, micro) in txn.micro.iter().enumerate() {
                 if let Micro::Append(key, value) | Micro::Write(key, value) = micro {
                     let is_final = last_write[key] == i;
-                    if value.is_nil() && self.model == TxnModel::RwRegister {
+                    if *value == NIL && self.model == TxnModel::RwRegister {
                         return Err(bad(
                             &self.ops[txn.position],
                             "a w micro-op cannot write nil (the initial value)".into(),
                         ));
                     }
-                    if index.ok.insert((*key, value.clone()), (txn_number, is_final)).is_some() {
+                    if index.ok.insert((*key, *value), (txn_number, is_final)).is_some() {
                         return Err(bad(
                             &self.ops[txn.position],
                             format!(
-                                "values written to a key must be unique: {value} is written to key {} twice",
+                                "values written to a key must be unique: {} is written to key {} twice",
+                                self.value(*value),
                                 self.key(*key)
                             ),
                         ));
@@ -338,198 +446,218 @@ impl<'a> Analysis<'a> {
         for (txn_number, txn) in self.failed.iter().enumerate() {
             for micro in &txn.micro {
                 if let Micro::Append(key, value) | Micro::Write(key, value) = micro {
-                    index.failed.entry((*key, value.clone())).or_insert(txn_number);
+                    index.failed.entry((*key, *value)).or_insert(txn_number);
                 }
             }
         }
         Ok(index)
     }
 
-    /// A read of `value` (one element of a list, or a register's value) by `reader` that no
-    /// committed write explains: G1a when a failed txn wrote it, garbage otherwise. True when the
-    /// value has a committed writer.
-    fn check_written(&mut self, writers: &WriterIndex, reader: usize, key: u32, value: &Value) -> bool {
-        let slot = (key, value.clone());
-        if writers.ok.contains_key(&slot) {
+    /// A read of `value` by `reader` that no committed write explains: G1a when a failed txn wrote
+    /// it, garbage otherwise. True when the value has a committed writer.
+    fn check_written(
+        &self,
+        writers: &WriterIndex,
+        findings: &mut Findings,
+        reader: usize,
+        key: u32,
+        value: u32,
+    ) -> bool {
+        if writers.ok.contains_key(&(key, value)) {
             return true;
         }
         let reader_op = self.op(reader).clone();
-        let key_value = self.key(key).clone();
-        match writers.failed.get(&slot) {
+        let (key_value, shown) = (self.key(key), self.value(value));
+        match writers.failed.get(&(key, value)) {
             Some(&failed) => {
                 let failed_op = self.ops[self.failed[failed].position].clone();
-                self.report(
-                    "G1a",
-                    format!(
-                        "aborted read: #{} read {value} from key {key_value}, written by #{}, which failed",
-                        reader_op.id, failed_op.id
-                    ),
-                    vec![failed_op, reader_op],
+                let explanation = format!(
+                    "aborted read: #{} read {shown} from key {key_value}, written by #{}, which failed",
+                    reader_op.id, failed_op.id
                 );
+                findings.report("G1a", explanation, vec![failed_op, reader_op], Vec::new());
             }
-            None => self.report(
-                "garbage-read",
-                format!("#{} read {value} from key {key_value}, which no transaction wrote", reader_op.id),
-                vec![reader_op],
-            ),
+            None => {
+                let explanation =
+                    format!("#{} read {shown} from key {key_value}, which no transaction wrote", reader_op.id);
+                findings.report("garbage-read", explanation, vec![reader_op], Vec::new());
+            }
         }
         false
     }
 
-    fn intermediate_read(&mut self, writers: &WriterIndex, reader: usize, key: u32, value: &Value) {
-        let Some(&(writer, is_final)) = writers.ok.get(&(key, value.clone())) else { return };
+    fn intermediate_read(&self, writers: &WriterIndex, findings: &mut Findings, reader: usize, key: u32, value: u32) {
+        let Some(&(writer, is_final)) = writers.ok.get(&(key, value)) else { return };
         if !is_final && writer != reader {
             let (writer_op, reader_op) = (self.op(writer).clone(), self.op(reader).clone());
-            let key_value = self.key(key).clone();
-            self.report(
-                "G1b",
-                format!(
-                    "intermediate read: #{} read {value} from key {key_value}, which #{} overwrote within its own transaction",
-                    reader_op.id, writer_op.id
-                ),
-                vec![writer_op, reader_op],
+            let explanation = format!(
+                "intermediate read: #{} read {} from key {}, which #{} overwrote within its own transaction",
+                reader_op.id,
+                self.value(value),
+                self.key(key),
+                writer_op.id
             );
+            findings.report("G1b", explanation, vec![writer_op, reader_op], Vec::new());
         }
     }
 
-    fn internal(&mut self, txn: usize, key: u32, expected: &str, seen: &Value) {
+    fn internal(&self, findings: &mut Findings, txn: usize, key: u32, expected: String, seen: Value) {
         let op = self.op(txn).clone();
-        let key_value = self.key(key).clone();
-        self.report(
-            "internal",
-            format!("#{} read {seen} from key {key_value}, but its own earlier micro-ops imply {expected}", op.id),
-            vec![op],
+        let explanation = format!(
+            "#{} read {seen} from key {}, but its own earlier micro-ops imply {expected}",
+            op.id,
+            self.key(key)
         );
+        findings.report("internal", explanation, vec![op], Vec::new());
     }
 
-    fn list_append(&mut self) -> Result<(), HistoryError> {
-        let writers = self.writers()?;
-        // Every committed read of each key, and each txn's external reads (before its own appends).
-        let mut reads_of_key: BTreeMap<u32, Vec<(usize, Vec<Value>)>> = BTreeMap::new();
-        let mut external: Vec<(usize, u32, Vec<Value>)> = Vec::new();
-        for txn in 0..self.txns.len() {
+    fn list_append(&self, writers: &WriterIndex, findings: &mut Findings) -> Result<(), HistoryError> {
+        // Every committed read of each key (txn, micro-op index), and the external ones (before the
+        // txn's own appends or reads of the key).
+        let mut reads_of_key: FxHashMap<u32, Vec<(usize, usize)>> = FxHashMap::default();
+        let mut external: Vec<(usize, usize)> = Vec::new();
+        // Per key: what the txn knows of the list (the micro-op index of its last read) and what it
+        // appended since.
+        let mut known: FxHashMap<u32, (Option<usize>, Vec<u32>)> = FxHashMap::default();
+        for (txn, transaction) in self.txns.iter().enumerate() {
             if self.op(txn).outcome != Outcome::Ok {
                 continue;
             }
-            // Per key: what the txn knows of the list (prefix read, if any) and what it appended.
-            let mut known: FxHashMap<u32, (Option<Vec<Value>>, Vec<Value>)> = FxHashMap::default();
-            let micro = self.txns[txn].micro.clone();
-            for m in &micro {
-                match m {
-                    Micro::Append(key, value) => known.entry(*key).or_default().1.push(value.clone()),
-                    Micro::Read(key, Some(seen)) => {
-                        let list = match seen {
-                            Value::Nil => Vec::new(),
-                            Value::List(items) => items.clone(),
-                            other => {
-                                return Err(bad(
-                                    self.op(txn),
-                                    format!("a list-append read returns a list, found {other}"),
-                                ))
-                            }
-                        };
+            known.clear();
+            for (index, micro) in transaction.micro.iter().enumerate() {
+                match micro {
+                    Micro::Append(key, value) => known.entry(*key).or_default().1.push(*value),
+                    Micro::Read(key, Some(Observed::List(list))) => {
                         let entry = known.entry(*key).or_default();
-                        match &entry.0 {
-                            Some(prefix) => {
-                                let expected: Vec<Value> = prefix.iter().chain(&entry.1).cloned().collect();
-                                if list != expected {
-                                    let expected = Value::List(expected).to_string();
-                                    self.internal(txn, *key, &expected, seen);
+                        match entry.0 {
+                            Some(previous) => {
+                                let Micro::Read(_, Some(Observed::List(prefix))) = &transaction.micro[previous] else {
+                                    unreachable!("a known read is a list read")
+                                };
+                                let consistent = list.len() == prefix.len() + entry.1.len()
+                                    && list.starts_with(prefix)
+                                    && list.ends_with(&entry.1);
+                                if !consistent {
+                                    let expected: Vec<u32> = prefix.iter().chain(&entry.1).copied().collect();
+                                    self.internal(
+                                        findings,
+                                        txn,
+                                        *key,
+                                        self.list(&expected).to_string(),
+                                        self.list(list),
+                                    );
                                 }
                             }
                             None if !entry.1.is_empty() => {
                                 if !list.ends_with(&entry.1) {
-                                    let expected = format!("a list ending in {}", Value::List(entry.1.clone()));
-                                    self.internal(txn, *key, &expected, seen);
+                                    let expected = format!("a list ending in {}", self.list(&entry.1));
+                                    self.internal(findings, txn, *key, expected, self.list(list));
                                 }
                             }
-                            None => external.push((txn, *key, list.clone())),
+                            None => external.push((txn, index)),
                         }
                         // From here on the txn knows the list as it read it.
-                        entry.0 = Some(list.clone());
+                        entry.0 = Some(index);
                         entry.1.clear();
-                        reads_of_key.entry(*key).or_default().push((txn, list));
+                        reads_of_key.entry(*key).or_default().push((txn, index));
                     }
-                    Micro::Read(_, None) | Micro::Write(..) => {}
+                    Micro::Read(_, _) | Micro::Write(..) => {}
                 }
             }
         }
+        let list_of = |(txn, index): (usize, usize)| -> &[u32] {
+            match &self.txns[txn].micro[index] {
+                Micro::Read(_, Some(Observed::List(list))) => list,
+                _ => unreachable!("reads_of_key holds list reads"),
+            }
+        };
         // Version order per key: the longest read; every read must be a prefix of it.
-        let mut order_of_key: FxHashMap<u32, Vec<Value>> = FxHashMap::default();
-        for (&key, reads) in &reads_of_key {
-            let (longest_txn, longest) = reads
+        let mut keys: Vec<u32> = reads_of_key.keys().copied().collect();
+        keys.sort_unstable();
+        let mut order_of_key: FxHashMap<u32, (usize, usize)> = FxHashMap::default();
+        for key in keys {
+            let reads = &reads_of_key[&key];
+            let longest_read = *reads
                 .iter()
-                .max_by_key(|(txn, list)| (list.len(), usize::MAX - txn))
+                .max_by_key(|&&(txn, index)| (list_of((txn, index)).len(), std::cmp::Reverse(txn)))
                 .expect("a key with reads has one");
-            let (longest_txn, longest) = (*longest_txn, longest.clone());
-            let mut reported_incompatible = false;
-            for (txn, list) in reads {
-                if !reported_incompatible && !longest.starts_with(list) {
-                    reported_incompatible = true;
-                    let (a, b) = (self.op(*txn).clone(), self.op(longest_txn).clone());
-                    let key_value = self.key(key).clone();
-                    self.report(
-                        "incompatible-order",
-                        format!(
-                            "key {key_value}: #{} read {} and #{} read {}; neither is a prefix of the other",
-                            a.id,
-                            Value::List(list.clone()),
-                            b.id,
-                            Value::List(longest.clone())
-                        ),
-                        vec![a, b],
-                    );
-                }
-                let mut seen = BTreeSet::new();
-                if let Some(duplicate) = list.iter().find(|v| !seen.insert(*v)) {
-                    let op = self.op(*txn).clone();
-                    let key_value = self.key(key).clone();
-                    self.report(
-                        "duplicate-elements",
-                        format!(
-                            "#{} read {} from key {key_value}, holding {duplicate} twice",
+            let longest = list_of(longest_read);
+            // The elements of the longest read: written by someone, once each. Reads that are its
+            // prefixes hold nothing else; the others are checked on their own.
+            let check_elements = |reader: usize, list: &[u32], findings: &mut Findings| {
+                let mut seen: FxHashSet<u32> = FxHashSet::default();
+                let mut duplicate_reported = false;
+                for &value in list {
+                    if !seen.insert(value) && !duplicate_reported {
+                        duplicate_reported = true;
+                        let op = self.op(reader).clone();
+                        let explanation = format!(
+                            "#{} read {} from key {}, holding {} twice",
                             op.id,
-                            Value::List(list.clone())
-                        ),
-                        vec![op],
-                    );
+                            self.list(list),
+                            self.key(key),
+                            self.value(value)
+                        );
+                        findings.report("duplicate-elements", explanation, vec![op], Vec::new());
+                    }
+                    self.check_written(writers, findings, reader, key, value);
                 }
-                for value in list.iter() {
-                    self.check_written(&writers, *txn, key, value);
+            };
+            check_elements(longest_read.0, longest, findings);
+            let mut reported_incompatible = false;
+            for &read in reads {
+                let list = list_of(read);
+                if !longest.starts_with(list) {
+                    check_elements(read.0, list, findings);
+                    if !reported_incompatible {
+                        reported_incompatible = true;
+                        let (a, b) = (self.op(read.0).clone(), self.op(longest_read.0).clone());
+                        let explanation = format!(
+                            "key {}: #{} read {} and #{} read {}; neither is a prefix of the other",
+                            self.key(key),
+                            a.id,
+                            self.list(list),
+                            b.id,
+                            self.list(longest)
+                        );
+                        findings.report("incompatible-order", explanation, vec![a, b], Vec::new());
+                    }
                 }
-                if let Some(last) = list.last() {
-                    self.intermediate_read(&writers, *txn, key, last);
+                if let Some(&last) = list.last() {
+                    self.intermediate_read(writers, findings, read.0, key, last);
                 }
             }
             // ww: consecutive elements of the order.
             for pair in longest.windows(2) {
-                let (Some(&(a, _)), Some(&(b, _))) =
-                    (writers.ok.get(&(key, pair[0].clone())), writers.ok.get(&(key, pair[1].clone())))
+                let (Some(&(a, _)), Some(&(b, _))) = (writers.ok.get(&(key, pair[0])), writers.ok.get(&(key, pair[1])))
                 else {
                     continue;
                 };
-                if let Some(info) = self.edge(a, b, WW) {
-                    info.ww.get_or_insert((key, pair[0].clone(), pair[1].clone()));
+                if let Some(info) = findings.edge(a, b, WW) {
+                    info.ww.get_or_insert((key, pair[0], pair[1]));
                 }
             }
-            order_of_key.insert(key, longest);
+            order_of_key.insert(key, longest_read);
         }
         // wr and rw from external reads.
-        for (txn, key, list) in external {
-            let order = &order_of_key[&key];
-            if let Some(last) = list.last() {
-                if let Some(&(writer, _)) = writers.ok.get(&(key, last.clone())) {
-                    if let Some(info) = self.edge(writer, txn, WR) {
-                        info.wr.get_or_insert((key, last.clone()));
+        for (txn, index) in external {
+            let Micro::Read(key, Some(Observed::List(list))) = &self.txns[txn].micro[index] else {
+                unreachable!("external reads are list reads")
+            };
+            let order = list_of(order_of_key[key]);
+            if let Some(&last) = list.last() {
+                if let Some(&(writer, _)) = writers.ok.get(&(*key, last)) {
+                    if let Some(info) = findings.edge(writer, txn, WR) {
+                        info.wr.get_or_insert((*key, last));
                     }
                 }
             }
-            if list.len() < order.len() && order.starts_with(&list) {
-                let next = order[list.len()].clone();
-                if let Some(&(writer, _)) = writers.ok.get(&(key, next.clone())) {
-                    let last = list.last().cloned().unwrap_or(Value::Nil);
-                    if let Some(info) = self.edge(txn, writer, RW) {
-                        info.rw.get_or_insert((key, last, next));
+            if list.len() < order.len() && order.starts_with(list) {
+                let next = order[list.len()];
+                if let Some(&(writer, _)) = writers.ok.get(&(*key, next)) {
+                    let last = list.last().copied().unwrap_or(NIL);
+                    if let Some(info) = findings.edge(txn, writer, RW) {
+                        info.rw.get_or_insert((*key, last, next));
                     }
                 }
             }
@@ -537,42 +665,38 @@ impl<'a> Analysis<'a> {
         Ok(())
     }
 
-    fn rw_register(&mut self) -> Result<(), HistoryError> {
-        let writers = self.writers()?;
-        // External reads (key's first access in the txn is a read) and the version edges a txn
+    fn rw_register(&self, writers: &WriterIndex, findings: &mut Findings) {
+        // External reads (the key's first access in the txn is a read) and the version edges a txn
         // shows by reading a key and then writing it.
-        let mut readers: FxHashMap<(u32, Value), Vec<usize>> = FxHashMap::default();
-        let mut version_edges: BTreeSet<(u32, Value, Value)> = BTreeSet::new();
-        for txn in 0..self.txns.len() {
-            let committed = self.op(txn).outcome == Outcome::Ok;
-            let micro = self.txns[txn].micro.clone();
-            // Per key: the value the txn knows (last read or own write), whether it wrote, and the
-            // external read.
-            let mut known: FxHashMap<u32, (Value, bool, Option<Value>)> = FxHashMap::default();
-            for m in &micro {
-                match m {
+        let mut readers: FxHashMap<(u32, u32), Vec<usize>> = FxHashMap::default();
+        let mut version_edges: BTreeSet<(u32, u32, u32)> = BTreeSet::new();
+        // Per key: the value the txn knows (last read or own write), whether it wrote, and the
+        // external read.
+        let mut known: FxHashMap<u32, (u32, bool, Option<u32>)> = FxHashMap::default();
+        for (txn, transaction) in self.txns.iter().enumerate() {
+            known.clear();
+            for micro in &transaction.micro {
+                match micro {
                     Micro::Write(key, value) => {
-                        if let Some((_, wrote, Some(read))) = known.get(key) {
-                            if !wrote {
-                                version_edges.insert((*key, read.clone(), value.clone()));
-                            }
+                        let external = known.get(key).and_then(|k| k.2);
+                        if let Some((_, false, Some(read))) = known.get(key) {
+                            version_edges.insert((*key, *read, *value));
                         }
-                        let external = known.get(key).and_then(|k| k.2.clone());
-                        known.insert(*key, (value.clone(), true, external));
+                        known.insert(*key, (*value, true, external));
                     }
-                    Micro::Read(key, Some(seen)) if committed => match known.get(key) {
-                        Some((expected, wrote, _)) => {
-                            if seen != expected {
-                                let (expected, wrote) = (expected.clone(), *wrote);
+                    Micro::Read(key, Some(Observed::Value(seen))) => match known.get(key) {
+                        Some(&(expected, wrote, _)) => {
+                            if *seen != expected {
                                 let what = if wrote { "its own write" } else { "its earlier read" };
-                                self.internal(txn, *key, &format!("{expected} ({what})"), seen);
+                                let expected = format!("{} ({what})", self.value(expected));
+                                self.internal(findings, txn, *key, expected, self.value(*seen).clone());
                             }
                         }
                         None => {
-                            known.insert(*key, (seen.clone(), false, Some(seen.clone())));
-                            readers.entry((*key, seen.clone())).or_default().push(txn);
-                            if !seen.is_nil() && self.check_written(&writers, txn, *key, seen) {
-                                self.intermediate_read(&writers, txn, *key, seen);
+                            known.insert(*key, (*seen, false, Some(*seen)));
+                            readers.entry((*key, *seen)).or_default().push(txn);
+                            if *seen != NIL && self.check_written(writers, findings, txn, *key, *seen) {
+                                self.intermediate_read(writers, findings, txn, *key, *seen);
                             }
                         }
                     },
@@ -581,62 +705,54 @@ impl<'a> Analysis<'a> {
             }
         }
         // wr: the writer of a value to each of its external readers.
-        let mut reader_keys: Vec<(u32, Value)> = readers.keys().cloned().collect();
-        reader_keys.sort();
-        for slot in &reader_keys {
+        let mut slots: Vec<(u32, u32)> = readers.keys().copied().collect();
+        slots.sort_unstable();
+        for slot in &slots {
             let Some(&(writer, _)) = writers.ok.get(slot) else { continue };
             for &reader in &readers[slot] {
-                if let Some(info) = self.edge(writer, reader, WR) {
-                    info.wr.get_or_insert(slot.clone());
+                if let Some(info) = findings.edge(writer, reader, WR) {
+                    info.wr.get_or_insert(*slot);
                 }
             }
         }
-        // The initial value precedes every write of its key.
-        let mut writes_of_key: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
-        let mut all: Vec<(&(u32, Value), &(usize, bool))> = writers.ok.iter().collect();
-        all.sort_by(|a, b| a.0.cmp(b.0));
-        for ((key, value), _) in all {
-            writes_of_key.entry(*key).or_default().push(value.clone());
-        }
-        for (key, values) in &writes_of_key {
-            if readers.contains_key(&(*key, Value::Nil)) {
-                for value in values {
-                    version_edges.insert((*key, Value::Nil, value.clone()));
-                }
+        // The initial value precedes every write of its key (when someone read the initial value).
+        let mut written: Vec<(u32, u32)> = writers.ok.keys().copied().collect();
+        written.sort_unstable();
+        for &(key, value) in &written {
+            if readers.contains_key(&(key, NIL)) {
+                version_edges.insert((key, NIL, value));
             }
         }
         // ww and rw from version edges.
         for (key, before, after) in version_edges {
-            let Some(&(later, _)) = writers.ok.get(&(key, after.clone())) else { continue };
-            if let Some(&(earlier, _)) = writers.ok.get(&(key, before.clone())) {
-                if let Some(info) = self.edge(earlier, later, WW) {
-                    info.ww.get_or_insert((key, before.clone(), after.clone()));
+            let Some(&(later, _)) = writers.ok.get(&(key, after)) else { continue };
+            if let Some(&(earlier, _)) = writers.ok.get(&(key, before)) {
+                if let Some(info) = findings.edge(earlier, later, WW) {
+                    info.ww.get_or_insert((key, before, after));
                 }
             }
-            let readers_of_before = readers.get(&(key, before.clone())).cloned().unwrap_or_default();
-            for reader in readers_of_before {
-                if let Some(info) = self.edge(reader, later, RW) {
-                    info.rw.get_or_insert((key, before.clone(), after.clone()));
+            for &reader in readers.get(&(key, before)).map_or(&[][..], Vec::as_slice) {
+                if let Some(info) = findings.edge(reader, later, RW) {
+                    info.rw.get_or_insert((key, before, after));
                 }
             }
         }
-        Ok(())
     }
 
     /// Each process's transactions in order.
-    fn process_edges(&mut self) {
+    fn process_edges(&self, findings: &mut Findings) {
         let mut last: BTreeMap<ProcessId, usize> = BTreeMap::new();
         for txn in 0..self.txns.len() {
             if let Some(previous) = last.insert(self.op(txn).process, txn) {
-                self.edge(previous, txn, PROCESS);
+                findings.edge(previous, txn, PROCESS);
             }
         }
     }
 
     /// Real-time order, transitively reduced: an edge from each txn completed before another began,
     /// unless a third txn lies between them.
-    fn realtime_edges(&mut self) {
-        let mut events: Vec<(usize, bool, usize)> = Vec::new();
+    fn realtime_edges(&self, findings: &mut Findings) {
+        let mut events: Vec<(usize, bool, usize)> = Vec::with_capacity(2 * self.txns.len());
         for txn in 0..self.txns.len() {
             let op = self.op(txn);
             events.push((op.invoke_index, false, txn));
@@ -645,6 +761,7 @@ impl<'a> Analysis<'a> {
             }
         }
         events.sort_unstable();
+        // The completed txns no later completion supersedes, and what each running txn saw of them.
         let mut frontier: Vec<usize> = Vec::new();
         let mut before: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
         for (_, completes, txn) in events {
@@ -653,8 +770,8 @@ impl<'a> Analysis<'a> {
                 frontier.retain(|f| !preceding.contains(f));
                 frontier.push(txn);
             } else {
-                for &earlier in &frontier.clone() {
-                    self.edge(earlier, txn, REALTIME);
+                for &earlier in &frontier {
+                    findings.edge(earlier, txn, REALTIME);
                 }
                 before.insert(txn, frontier.clone());
             }
@@ -666,19 +783,22 @@ impl<'a> Analysis<'a> {
         let verb = if self.model == TxnModel::ListAppend { "appended" } else { "wrote" };
         match bit {
             WW => {
-                let (key, x, y) = info.ww.as_ref().expect("a ww edge has its evidence");
-                format!("#{a} {verb} {x} to key {} before #{b} {verb} {y}", self.key(*key))
+                let (key, x, y) = info.ww.expect("a ww edge has its evidence");
+                let (x, y) = (self.value(x), self.value(y));
+                format!("#{a} {verb} {x} to key {} before #{b} {verb} {y}", self.key(key))
             }
             WR => {
-                let (key, x) = info.wr.as_ref().expect("a wr edge has its evidence");
+                let (key, x) = info.wr.expect("a wr edge has its evidence");
+                let x = self.value(x);
                 if self.model == TxnModel::ListAppend {
-                    format!("#{b} read key {} up to {x}, which #{a} appended", self.key(*key))
+                    format!("#{b} read key {} up to {x}, which #{a} appended", self.key(key))
                 } else {
-                    format!("#{b} read {x} from key {}, which #{a} wrote", self.key(*key))
+                    format!("#{b} read {x} from key {}, which #{a} wrote", self.key(key))
                 }
             }
             RW => {
-                let (key, x, y) = info.rw.as_ref().expect("an rw edge has its evidence");
+                let (key, x, y) = info.rw.expect("an rw edge has its evidence");
+                let (key, x, y) = (&key, self.value(x), self.value(y));
                 if self.model == TxnModel::ListAppend {
                     let seen = if x.is_nil() { "empty".to_string() } else { format!("up to {x}") };
                     format!("#{a} read key {} {seen}, missing {y}, which #{b} appended next", self.key(*key))
@@ -691,9 +811,9 @@ impl<'a> Analysis<'a> {
         }
     }
 
-    fn cycles(&mut self, options: &TxnOptions) {
+    fn cycles(&self, options: &TxnOptions, findings: &mut Findings) {
         let node_count = self.txns.len();
-        let mut edge_list: Vec<((u32, u32), u8)> = self.edges.iter().map(|(&k, info)| (k, info.mask)).collect();
+        let mut edge_list: Vec<((u32, u32), u8)> = findings.edges.iter().map(|(&k, info)| (k, info.mask)).collect();
         edge_list.sort_unstable();
         let mut graph: DiGraph<usize, u8> = DiGraph::with_capacity(node_count, edge_list.len());
         for txn in 0..node_count {
@@ -784,12 +904,19 @@ impl<'a> Analysis<'a> {
                     let (from, _) = graph.edge_endpoints(edge).expect("an edge has endpoints");
                     explained[from.index()] = true;
                 }
-                self.report_cycle(&graph, &cycle, first_bit, extra);
+                self.report_cycle(&graph, &cycle, first_bit, extra, findings);
             }
         }
     }
 
-    fn report_cycle(&mut self, graph: &DiGraph<usize, u8>, cycle: &[EdgeIndex], first_bit: u8, extra: u8) {
+    fn report_cycle(
+        &self,
+        graph: &DiGraph<usize, u8>,
+        cycle: &[EdgeIndex],
+        first_bit: u8,
+        extra: u8,
+        findings: &mut Findings,
+    ) {
         // Label each edge with its most telling dependency: the first edge with the kind the search
         // started from, the others preferring ww, wr, process, real time, and rw last.
         let mut labels = Vec::with_capacity(cycle.len());
@@ -838,7 +965,7 @@ impl<'a> Analysis<'a> {
         for (&edge, &bit) in cycle.iter().zip(&labels) {
             let (from, to) = graph.edge_endpoints(edge).expect("an edge has endpoints");
             let (from, to) = (graph[from], graph[to]);
-            let info = &self.edges[&(from as u32, to as u32)];
+            let info = &findings.edges[&(from as u32, to as u32)];
             steps.push(self.describe_step(from, to, bit, info));
             let label = match bit {
                 WW => "ww",
@@ -854,19 +981,6 @@ impl<'a> Analysis<'a> {
             ops.push(self.op(from).clone());
         }
         let explanation = format!("cycle {arrows}");
-        *self.anomaly_counts.entry(name).or_default() += 1;
-        let list = self.anomalies.entry(name).or_default();
-        if list.len() < ANOMALY_LIMIT {
-            list.push(Anomaly { name: name.into(), explanation, ops, steps });
-        }
+        findings.report(name, explanation, ops, steps);
     }
-}
-
-/// Who wrote each (key, value).
-#[derive(Default)]
-struct WriterIndex {
-    /// By ok and unknown-outcome txns: (txn number, whether it is that txn's last write to the key).
-    ok: FxHashMap<(u32, Value), (usize, bool)>,
-    /// By failed txns: the failed txn's number.
-    failed: FxHashMap<(u32, Value), usize>,
 }

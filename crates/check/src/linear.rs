@@ -103,6 +103,15 @@ impl ConfigCache {
         self.states.len()
     }
 
+    /// Empties the cache for sets of `words_per_entry` words, keeping its allocations.
+    pub fn reset(&mut self, words_per_entry: usize) {
+        self.words_per_entry = words_per_entry;
+        self.arena.clear();
+        self.states.clear();
+        self.chain.clear();
+        self.heads.clear();
+    }
+
     /// Bytes one entry takes, roughly (for the memory budget).
     pub fn entry_bytes(&self) -> usize {
         self.words_per_entry * 8 + 4 + 4 + 16
@@ -159,7 +168,7 @@ impl Budget {
             return Some(format!("memory budget spent: {table_bytes} bytes of model states"));
         }
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % 1024 == 0 {
+        if self.ticks.is_multiple_of(1024) {
             if let Some(deadline) = self.deadline {
                 if Instant::now() >= deadline {
                     return Some("time budget spent before a verdict".into());
@@ -211,13 +220,19 @@ pub(crate) fn compile_all(
 /// succeeds as soon as every required op is linearized (unknown ones may be left out).
 ///
 /// `step_limit` bounds the number of search steps; past it the outcome is `OutOfSteps`.
-pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budget, step_limit: u64) -> SearchOutcome {
+pub(crate) fn search(
+    ops: &[SearchOp],
+    table: &mut StateTable,
+    cache: &mut ConfigCache,
+    budget: &mut Budget,
+    step_limit: u64,
+) -> SearchOutcome {
     let count = ops.len();
     // Entry 2i is op i's call, 2i + 1 its return; `order` sorts them; the list links them.
     let mut order: Vec<usize> = (0..2 * count).collect();
     let position = |entry: usize| -> (usize, usize) {
         let op = &ops[entry / 2];
-        if entry % 2 == 0 {
+        if entry.is_multiple_of(2) {
             (op.call, entry)
         } else {
             (op.ret, entry)
@@ -237,7 +252,7 @@ pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budg
     let mut required_left = ops.iter().filter(|op| op.model_op.required).count();
     let mut linearized = BitSet::new(count);
     let growth = GrowthPruning::new(ops);
-    let mut cache = ConfigCache::new(count.div_ceil(64));
+    cache.reset(count.div_ceil(64));
     let entry_limit = budget.entry_limit(cache.entry_bytes());
     // Candidate lists of every open configuration, one after the other.
     let mut candidates: Vec<usize> = Vec::new();
@@ -255,7 +270,9 @@ pub(crate) fn search(ops: &[SearchOp], table: &mut StateTable, budget: &mut Budg
     }
     let mut frames: Vec<Frame> = Vec::new();
     let mut state = StateTable::INITIAL;
-    let mut best: Option<(Vec<(usize, u32)>, u32, usize)> = None;
+    // The longest dead-end prefix found: (placed op, state after) pairs, the state, the blocked op.
+    type Best = (Vec<(usize, u32)>, u32, usize);
+    let mut best: Option<Best> = None;
     let mut steps = 0u64;
     let mut open_new = true;
     loop {
@@ -479,11 +496,14 @@ pub fn check_linearizable(
     let mut pending: Vec<(Option<Value>, Vec<SearchOp>)> =
         partitions(compiled, options.partition).into_iter().collect();
     let mut step_limit = 20_000u64;
+    let mut table = StateTable::new(model, &options.initial);
+    let mut cache = ConfigCache::new(1);
     while !pending.is_empty() {
         let mut still_pending = Vec::new();
         for (key, group) in pending {
-            let mut table = StateTable::new(model, &options.initial);
-            let outcome = search(&group, &mut table, &mut budget, step_limit);
+            // One table and one cache for every partition: cleared, their allocations reused.
+            table.reset();
+            let outcome = search(&group, &mut table, &mut cache, &mut budget, step_limit);
             match outcome {
                 SearchOutcome::Valid => {}
                 SearchOutcome::OutOfSteps => still_pending.push((key, group)),

@@ -291,6 +291,8 @@ pub(crate) fn apply(state: &ObjectState, step: &Step) -> Option<ObjectState> {
 /// `u32`s: an object state is built and hashed once, a transition computed once. A model state is
 /// the vector of its objects' state ids, one slot per key in order of first use.
 pub(crate) struct StateTable {
+    /// The state every object starts in (what [`StateTable::reset`] goes back to).
+    initial_object: ObjectState,
     slot_keys: Vec<Option<Value>>,
     slots: FxHashMap<Option<Value>, u32>,
     objects: Vec<ObjectState>,
@@ -308,6 +310,7 @@ impl StateTable {
 
     pub fn new(model: Model, initial: &Value) -> Self {
         let mut table = StateTable {
+            initial_object: initial_object(model, initial),
             slot_keys: Vec::new(),
             slots: FxHashMap::default(),
             objects: Vec::new(),
@@ -318,11 +321,29 @@ impl StateTable {
             transitions: FxHashMap::default(),
             bytes: 0,
         };
-        let initial_object_id = table.intern_object(initial_object(model, initial));
-        assert_eq!(initial_object_id, Self::INITIAL_OBJECT, "the initial object is object 0");
-        let initial_id = table.intern_state(Box::new([]));
-        assert_eq!(initial_id, Self::INITIAL, "the initial state is state 0");
+        table.intern_initial();
         table
+    }
+
+    fn intern_initial(&mut self) {
+        let initial_object_id = self.intern_object(self.initial_object.clone());
+        assert_eq!(initial_object_id, Self::INITIAL_OBJECT, "the initial object is object 0");
+        let initial_id = self.intern_state(Box::new([]));
+        assert_eq!(initial_id, Self::INITIAL, "the initial state is state 0");
+    }
+
+    /// Forgets every state (for the next partition), keeping the allocations.
+    pub fn reset(&mut self) {
+        self.slot_keys.clear();
+        self.slots.clear();
+        self.objects.clear();
+        self.object_ids.clear();
+        self.object_transitions.clear();
+        self.states.clear();
+        self.state_ids.clear();
+        self.transitions.clear();
+        self.bytes = 0;
+        self.intern_initial();
     }
 
     /// Roughly how many bytes the table holds (for the memory budget).

@@ -212,8 +212,9 @@ fn check_collection(ops: &[Operation], key_ops: &KeyOps, guarantee: SessionGuara
             }
         }
         SessionGuarantee::MonotonicWrites | SessionGuarantee::WritesFollowReads => {
-            // For each acknowledged append: what must be visible with it, and why.
-            let mut required: BTreeMap<Value, Vec<(Vec<Value>, Vec<&Operation>)>> = BTreeMap::new();
+            // For each acknowledged append: what must be visible with it, and the ops that say so.
+            type Needs<'o> = Vec<(Vec<Value>, Vec<&'o Operation>)>;
+            let mut required: BTreeMap<Value, Needs> = BTreeMap::new();
             for session in sessions.values() {
                 let mut previous_write: Option<(Value, &Operation)> = None;
                 let mut previous_read: Option<&Operation> = None;

@@ -179,7 +179,7 @@ impl LinkConfig {
 }
 
 /// The network of a simulation: a default link, per-link overrides and an optional topology.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NetworkConfig {
     pub default_link: LinkConfig,
     /// Directed overrides, keyed by (from, to) node index.
@@ -194,6 +194,13 @@ pub struct NetworkConfig {
 
 fn default_true() -> bool {
     true
+}
+
+impl Default for NetworkConfig {
+    /// The default link, and partitions that drop what is in flight (as `new` and serde do).
+    fn default() -> Self {
+        NetworkConfig::new(LinkConfig::default())
+    }
 }
 
 impl NetworkConfig {
@@ -539,6 +546,15 @@ mod tests {
 
     fn mean(values: &[u64]) -> f64 {
         values.iter().map(|v| *v as f64).sum::<f64>() / values.len() as f64
+    }
+
+    #[test]
+    fn default_new_and_serde_agree_that_partitions_drop_in_flight_messages() {
+        let from_json: NetworkConfig =
+            serde_json::from_value(serde_json::json!({ "default_link": LinkConfig::default() })).expect("valid");
+        for config in [NetworkConfig::default(), NetworkConfig::new(LinkConfig::default()), from_json] {
+            assert!(config.partition_drops_in_flight, "the documented default");
+        }
     }
 
     #[test]

@@ -1,12 +1,17 @@
-//! Charts across runs: the CAP comparison (several run folders side by side: availability, and stale
-//! or non-linearizable reads) and, for sweeps, the outcome per seed and a metric's distribution.
+//! Charts across runs: the CAP comparison (configurations side by side: availability over time and
+//! overall, and stale or non-linearizable reads), from run folders or from sweeps; and, for sweeps,
+//! the outcome per seed and a metric's distribution across seeds.
 
-use plotters::coord::ranged1d::SegmentValue;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::chart::{draw_error, text_style, title_font, Chart, ChartLayout, FAIL_COLOR, OK_COLOR, PALETTE, UNKNOWN_COLOR};
-use crate::data::{RunData, SweepRow, Validity};
+use crate::chart::{
+    draw_error, draw_legend_row, draw_title, format_tick, text_style, wrap_text, Chart, ChartLayout, LegendEntry,
+    Marker, TimeFrame, FAIL_COLOR, GRID, OK_COLOR, PALETTE, TEXT_GREY, UNKNOWN_COLOR,
+};
+use crate::charts::{availability_points, default_bucket_ns};
+use crate::data::{FaultInstant, FaultWindow, RunData, SweepRow, Validity};
 use crate::metrics::{self, StaleReads};
 use crate::PlotError;
 
@@ -29,9 +34,8 @@ impl CapFigures {
         let during: Vec<_> =
             run.ops.iter().filter(|op| metrics::invoked_during_faults(op, &run.fault_windows)).cloned().collect();
         let linearizable = run.info.checks.iter().find(|c| c.name.starts_with("linearizab")).map(|c| c.validity());
-        let protocol = run.info.protocol.as_ref().map(|p| format!(" ({p})")).unwrap_or_default();
         CapFigures {
-            label: format!("{}{protocol}", run.info.label()),
+            label: run_label(run),
             ops: run.ops.len(),
             availability: metrics::availability(&run.ops),
             availability_during_faults: metrics::availability(&during),
@@ -41,14 +45,12 @@ impl CapFigures {
     }
 }
 
-/// CP against AP (or any runs): two panels, availability on the left, stale reads on the right.
-pub struct CapComparisonChart {
-    pub runs: Vec<CapFigures>,
-}
-
-impl CapComparisonChart {
-    pub fn new(runs: &[RunData]) -> CapComparisonChart {
-        CapComparisonChart { runs: runs.iter().map(CapFigures::of).collect() }
+/// `scenario (protocol)`, or just one of them when they are the same or one is missing.
+fn run_label(run: &RunData) -> String {
+    let label = run.info.label();
+    match &run.info.protocol {
+        Some(protocol) if *protocol != label => format!("{label} ({protocol})"),
+        _ => label,
     }
 }
 
@@ -56,118 +58,341 @@ fn percent(value: Option<f64>) -> String {
     value.map_or("n/a".to_string(), |v| format!("{:.1}%", v * 100.0))
 }
 
+fn run_color(index: usize) -> RGBColor {
+    PALETTE[index % PALETTE.len()]
+}
+
+/// The CAP comparison of run folders: availability over time (one line per configuration, the
+/// first run's fault windows shaded), then availability overall and during faults, and stale reads
+/// with the linearizability verdict.
+pub struct CapComparisonChart {
+    pub runs: Vec<CapFigures>,
+    /// (bucket index, (time s, ok fraction)) per run.
+    availability: Vec<Vec<(u64, (f64, f64))>>,
+    bucket_ns: u64,
+    end_s: f64,
+    windows: Vec<FaultWindow>,
+    instants: Vec<FaultInstant>,
+    /// Whether the runs' fault windows differ (the chart says whose it shades).
+    faults_differ: bool,
+}
+
+impl CapComparisonChart {
+    pub fn new(runs: &[RunData]) -> CapComparisonChart {
+        let end_ns = runs.iter().map(|r| r.end_ns).max().unwrap_or(1).max(1);
+        let bucket_ns = runs.iter().max_by_key(|r| r.end_ns).map_or(end_ns, default_bucket_ns).max(1);
+        let first = runs.first();
+        let windows = first.map(|r| r.fault_windows.clone()).unwrap_or_default();
+        let instants = first.map(|r| r.trace.faults.clone()).unwrap_or_default();
+        let faults_differ = runs.iter().any(|r| r.fault_windows != windows);
+        CapComparisonChart {
+            runs: runs.iter().map(CapFigures::of).collect(),
+            availability: runs.iter().map(|r| availability_points(r, bucket_ns)).collect(),
+            bucket_ns,
+            end_s: end_ns as f64 / 1e9,
+            windows,
+            instants,
+            faults_differ,
+        }
+    }
+
+    fn frame(&self) -> TimeFrame<'_> {
+        let mut title = format!(
+            "CAP comparison: availability per {} of the same workload and faults",
+            crate::data::human_duration(self.bucket_ns)
+        );
+        if self.faults_differ {
+            let first = self.runs.first().map_or("the first run", |r| r.label.as_str());
+            title = format!(
+                "CAP comparison: availability over time (faults shaded are those of {first}; the runs' faults differ)"
+            );
+        }
+        TimeFrame {
+            title,
+            legend: self
+                .runs
+                .iter()
+                .enumerate()
+                .map(|(index, run)| LegendEntry::new(run.label.clone(), run_color(index), Marker::Line))
+                .collect(),
+            windows: &self.windows,
+            instants: &self.instants,
+            x_range_s: 0.0..self.end_s,
+            y_range: 0.0..1.05,
+            y_desc: "ok fraction".into(),
+            plot_px: (1000, 210),
+        }
+    }
+}
+
+const PANEL_HEIGHT_PX: u32 = 330;
+
+/// Draws a bar panel's frame: a title, a y axis from 0 to `y_max`, and each group's label (wrapped)
+/// under its slot; then `bars` draws on the chart (x: group index + 0..1).
+fn bar_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    groups: &[String],
+    y_max: f64,
+    y_desc: &str,
+    bars: impl FnOnce(
+        &mut ChartContext<
+            '_,
+            DB,
+            Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+        >,
+    ) -> Result<(), PlotError>,
+) -> Result<(), PlotError> {
+    let n = groups.len().max(1);
+    let area = area.titled(title, text_style(15, &BLACK)).map_err(draw_error)?;
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..n as f64, 0.0..y_max)
+        .map_err(draw_error)?;
+    let tick = |v: &f64| format_tick(*v);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .max_light_lines(0)
+        .bold_line_style(GRID)
+        .y_desc(y_desc)
+        .y_label_formatter(&tick)
+        .label_style(text_style(12, &BLACK))
+        .axis_desc_style(text_style(13, &BLACK))
+        .draw()
+        .map_err(draw_error)?;
+    let base = area.get_base_pixel();
+    let (x_px, y_px) = chart.plotting_area().get_pixel_range();
+    let slot_px = (x_px.end - x_px.start) / n as i32;
+    for (index, label) in groups.iter().enumerate() {
+        let centre = x_px.start + slot_px * index as i32 + slot_px / 2 - base.0;
+        for (line_index, line) in wrap_text(label, 12, slot_px - 8).into_iter().enumerate() {
+            let style = text_style(12, &BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+            area.draw(&Text::new(line, (centre, y_px.end - base.1 + 6 + 15 * line_index as i32), style))
+                .map_err(draw_error)?;
+        }
+    }
+    bars(&mut chart)
+}
+
+/// Writes `text` centred above x, at data height `y`.
+fn bar_label<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    text: String,
+    x: f64,
+    y: f64,
+    offset_px: i32,
+) -> Result<(), PlotError> {
+    let style = text_style(12, &BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let (px, py) = chart.backend_coord(&(x, y));
+    let area = chart.plotting_area().strip_coord_spec();
+    let base = area.get_base_pixel();
+    area.draw(&Text::new(text, (px - base.0, py - base.1 - 3 - offset_px), style)).map_err(draw_error)
+}
+
 impl Chart for CapComparisonChart {
     fn size(&self) -> (u32, u32) {
-        (1100, 440)
+        let (width, top) = self.frame().size();
+        (width, top + PANEL_HEIGHT_PX)
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Option<ChartLayout>, PlotError> {
-        let root = root.titled("CAP comparison: the same workload and faults on each configuration", title_font(18)).map_err(draw_error)?;
-        let panels = root.split_evenly((1, 2));
-        let n = self.runs.len().max(1);
+        let (_, top_px) = self.frame().size();
+        let (top, bottom) = root.split_vertically(top_px);
+        let layout = self.frame().draw(&top, |chart| {
+            for (index, points) in self.availability.iter().enumerate() {
+                let color = run_color(index);
+                let mut segment: Vec<(f64, f64)> = Vec::new();
+                let mut previous: Option<u64> = None;
+                for &(bucket, point) in points {
+                    if previous.is_some_and(|p| p + 1 != bucket) && !segment.is_empty() {
+                        chart
+                            .draw_series(LineSeries::new(std::mem::take(&mut segment), color.stroke_width(2)))
+                            .map_err(draw_error)?;
+                    }
+                    segment.push(point);
+                    previous = Some(bucket);
+                }
+                chart.draw_series(LineSeries::new(segment, color.stroke_width(2))).map_err(draw_error)?;
+                chart
+                    .draw_series(points.iter().map(|&(_, p)| Circle::new(p, 2, color.filled())))
+                    .map_err(draw_error)?;
+            }
+            Ok(())
+        })?;
+        let panels = bottom.split_evenly((1, 2));
         let labels: Vec<String> = self.runs.iter().map(|r| r.label.clone()).collect();
-        let x_formatter = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        };
-        // Left: availability overall and during faults.
-        let mut left = ChartBuilder::on(&panels[0])
-            .caption("Availability (ok fraction of operations)", title_font(15))
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(50)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..1.15)
-            .map_err(draw_error)?;
-        left.configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(RGBColor(235, 235, 235))
-            .x_labels(n)
-            .x_label_formatter(&x_formatter)
-            .y_desc("ok fraction")
-            .label_style(text_style(12, &BLACK))
-            .axis_desc_style(text_style(13, &BLACK))
-            .draw()
-            .map_err(draw_error)?;
-        let bars: [(&str, RGBColor, fn(&CapFigures) -> Option<f64>); 2] = [
-            ("overall", PALETTE[0], |r| r.availability),
-            ("during faults", PALETTE[1], |r| r.availability_during_faults),
-        ];
-        let (plot_x_px, _) = left.plotting_area().get_pixel_range();
-        let segment_px = (plot_x_px.end - plot_x_px.start) / n as i32;
-        for (bar_index, (name, color, value)) in bars.into_iter().enumerate() {
-            let mut rects = Vec::new();
-            for (run_index, run) in self.runs.iter().enumerate() {
-                let v = value(run).unwrap_or(0.0);
-                let (l, r) = if bar_index == 0 { (segment_px / 6, segment_px / 2) } else { (segment_px / 2, segment_px / 6) };
-                let mut rect = Rectangle::new(
-                    [(SegmentValue::Exact(run_index), 0.0), (SegmentValue::Exact(run_index + 1), v)],
-                    color.filled(),
-                );
-                rect.set_margin(0, 0, l as u32, r as u32);
-                rects.push(rect);
-                let label_x = if bar_index == 0 { SegmentValue::Exact(run_index) } else { SegmentValue::CenterOf(run_index) };
-                let text = Text::new(percent(value(run)), (label_x, v + 0.04), text_style(12, &BLACK));
-                left.plotting_area().draw(&text).map_err(draw_error)?;
-            }
-            left.draw_series(rects)
-                .map_err(draw_error)?
-                .label(name)
-                .legend(move |(x, y)| Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], color.filled()));
-        }
-        left.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(text_style(12, &BLACK))
-            .draw()
-            .map_err(draw_error)?;
-        // Right: stale reads (reads of an already-overwritten value) as a fraction of ok reads.
-        let y_max = self
-            .runs
-            .iter()
-            .map(|r| r.stale.stale as f64 / r.stale.reads_ok.max(1) as f64)
-            .fold(0.0, f64::max)
-            .max(0.05)
-            * 1.3;
-        let mut right = ChartBuilder::on(&panels[1])
-            .caption("Stale reads (value already overwritten)", title_font(15))
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(50)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..y_max)
-            .map_err(draw_error)?;
-        right
-            .configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(RGBColor(235, 235, 235))
-            .x_labels(n)
-            .x_label_formatter(&x_formatter)
-            .y_desc("fraction of ok reads")
-            .label_style(text_style(12, &BLACK))
-            .axis_desc_style(text_style(13, &BLACK))
-            .draw()
-            .map_err(draw_error)?;
-        for (run_index, run) in self.runs.iter().enumerate() {
-            let fraction = run.stale.stale as f64 / run.stale.reads_ok.max(1) as f64;
-            let mut rect = Rectangle::new(
-                [(SegmentValue::Exact(run_index), 0.0), (SegmentValue::Exact(run_index + 1), fraction)],
-                FAIL_COLOR.filled(),
-            );
-            rect.set_margin(0, 0, (segment_px / 4) as u32, (segment_px / 4) as u32);
-            right.plotting_area().draw(&rect).map_err(draw_error)?;
-            let verdict = match run.linearizable {
-                Some(v) => format!("linearizable: {}", v.as_str()),
-                None => "linearizable: not checked".to_string(),
-            };
-            let texts = [
-                format!("{} of {} reads stale", run.stale.stale, run.stale.reads_ok),
-                verdict,
-            ];
-            for (line, text) in texts.into_iter().enumerate() {
-                let y = fraction + y_max * (0.1 - 0.05 * line as f64);
-                let element = Text::new(text, (SegmentValue::Exact(run_index), y), text_style(12, &BLACK));
-                right.plotting_area().draw(&element).map_err(draw_error)?;
+        // Left: availability overall (solid) and during faults (light), one pair per run.
+        bar_panel(
+            &panels[0],
+            "Availability: overall (solid) and during faults (light)",
+            &labels,
+            1.15,
+            "ok fraction",
+            |chart| {
+                for (index, run) in self.runs.iter().enumerate() {
+                    let color = run_color(index);
+                    let x = index as f64;
+                    let overall = run.availability.unwrap_or(0.0);
+                    let during = run.availability_during_faults.unwrap_or(0.0);
+                    chart
+                        .draw_series([
+                            Rectangle::new([(x + 0.14, 0.0), (x + 0.48, overall)], color.filled()),
+                            Rectangle::new([(x + 0.52, 0.0), (x + 0.86, during)], color.mix(0.4).filled()),
+                        ])
+                        .map_err(draw_error)?;
+                    bar_label(chart, percent(run.availability), x + 0.31, overall, 0)?;
+                    bar_label(chart, percent(run.availability_during_faults), x + 0.69, during, 0)?;
+                }
+                Ok(())
+            },
+        )?;
+        // Right: stale reads as a fraction of ok reads, with the linearizability verdict.
+        let fractions: Vec<f64> =
+            self.runs.iter().map(|r| r.stale.stale as f64 / r.stale.reads_ok.max(1) as f64).collect();
+        let y_max = fractions.iter().copied().fold(0.0, f64::max).max(0.05) * 1.45;
+        bar_panel(
+            &panels[1],
+            "Stale reads: value already overwritten when read",
+            &labels,
+            y_max,
+            "fraction of ok reads",
+            |chart| {
+                for (index, run) in self.runs.iter().enumerate() {
+                    let x = index as f64;
+                    let fraction = fractions[index];
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(x + 0.3, 0.0), (x + 0.7, fraction)],
+                            run_color(index).filled(),
+                        )))
+                        .map_err(draw_error)?;
+                    let verdict = match run.linearizable {
+                        Some(v) => format!("linearizable: {}", v.as_str()),
+                        None => "linearizable: not checked".to_string(),
+                    };
+                    bar_label(chart, verdict, x + 0.5, fraction, 0)?;
+                    bar_label(
+                        chart,
+                        format!("{} of {} reads stale", run.stale.stale, run.stale.reads_ok),
+                        x + 0.5,
+                        fraction,
+                        16,
+                    )?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(Some(layout))
+    }
+}
+
+/// One configuration of a sweep-driven CAP comparison: its seeds' rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CapSweepGroup {
+    pub label: String,
+    pub rows: Vec<SweepRow>,
+}
+
+impl CapSweepGroup {
+    /// Groups sweep rows by scenario, in order of first appearance.
+    pub fn group(rows: &[SweepRow]) -> Vec<CapSweepGroup> {
+        let mut groups: Vec<CapSweepGroup> = Vec::new();
+        for row in rows {
+            let label = row.group();
+            match groups.iter_mut().find(|g| g.label == label) {
+                Some(group) => group.rows.push(row.clone()),
+                None => groups.push(CapSweepGroup { label, rows: vec![row.clone()] }),
             }
         }
+        groups
+    }
+    fn availability(&self) -> Vec<f64> {
+        self.rows.iter().filter_map(|r| r.metrics.get("availability").copied()).collect()
+    }
+    /// Seeds where a consistency check (not the availability threshold) found a violation.
+    fn inconsistent_seeds(&self) -> usize {
+        self.rows.iter().filter(|r| r.violations.iter().any(|v| v != "availability")).count()
+    }
+}
+
+/// The CAP comparison driven by a sweep over two (or more) scenarios: per configuration, the
+/// availability of every seed (dots) and their mean (bar), and the share of seeds with a consistency
+/// violation (non-linearizable or not sequential).
+pub struct CapSweepChart {
+    pub groups: Vec<CapSweepGroup>,
+}
+
+impl Chart for CapSweepChart {
+    fn size(&self) -> (u32, u32) {
+        (1100, 420)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Option<ChartLayout>, PlotError> {
+        let seeds: usize = self.groups.iter().map(|g| g.rows.len()).sum();
+        let title = format!("CAP comparison over {seeds} seeds: the same workload and faults on each configuration");
+        let root = draw_title(root, &title)?;
+        let panels = root.split_evenly((1, 2));
+        let labels: Vec<String> = self.groups.iter().map(|g| format!("{} ({} seeds)", g.label, g.rows.len())).collect();
+        bar_panel(&panels[0], "Availability per seed (dots) and mean (bar)", &labels, 1.15, "ok fraction", |chart| {
+            for (index, group) in self.groups.iter().enumerate() {
+                let color = run_color(index);
+                let x = index as f64;
+                let values = group.availability();
+                let mean = if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 };
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x + 0.25, 0.0), (x + 0.75, mean)],
+                        color.mix(0.35).filled(),
+                    )))
+                    .map_err(draw_error)?;
+                // Dots spread across the bar by seed order, so many seeds stay visible.
+                let count = values.len().max(1) as f64;
+                chart
+                    .draw_series(
+                        values.iter().enumerate().map(|(i, &v)| {
+                            Circle::new((x + 0.3 + 0.4 * (i as f64 + 0.5) / count, v), 2, color.filled())
+                        }),
+                    )
+                    .map_err(draw_error)?;
+                let text = if values.is_empty() {
+                    "no availability".to_string()
+                } else {
+                    format!("mean {:.1}%", mean * 100.0)
+                };
+                bar_label(chart, text, x + 0.5, 1.0, 4)?;
+            }
+            Ok(())
+        })?;
+        let fractions: Vec<f64> =
+            self.groups.iter().map(|g| g.inconsistent_seeds() as f64 / g.rows.len().max(1) as f64).collect();
+        let y_max = fractions.iter().copied().fold(0.0, f64::max).max(0.05) * 1.35;
+        bar_panel(
+            &panels[1],
+            "Seeds with a consistency violation",
+            &labels,
+            y_max.min(1.35),
+            "fraction of seeds",
+            |chart| {
+                for (index, group) in self.groups.iter().enumerate() {
+                    let x = index as f64;
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(x + 0.3, 0.0), (x + 0.7, fractions[index])],
+                            run_color(index).filled(),
+                        )))
+                        .map_err(draw_error)?;
+                    let text = format!("{} of {} seeds", group.inconsistent_seeds(), group.rows.len());
+                    bar_label(chart, text, x + 0.5, fractions[index], 0)?;
+                }
+                Ok(())
+            },
+        )?;
         Ok(None)
     }
 }
@@ -180,77 +405,105 @@ fn validity_color(valid: Validity) -> RGBColor {
     }
 }
 
-/// One cell per seed (sorted by seed), coloured by verdict.
+const OUTCOME_GRID_PX: i32 = 900;
+const OUTCOME_LEFT_PX: i32 = 80;
+const GROUP_LABEL_PX: i32 = 22;
+
+/// One cell per seed, coloured by verdict: a block per scenario (sorted by seed, in rows).
 pub struct SweepOutcomeChart<'a> {
     pub rows: &'a [SweepRow],
 }
 
+impl SweepOutcomeChart<'_> {
+    /// (cells per row, cell size in pixels) for the largest group.
+    fn grid(&self, groups: &[CapSweepGroup]) -> (usize, i32) {
+        let n = groups.iter().map(|g| g.rows.len()).max().unwrap_or(1).max(1);
+        let columns = if n <= 1000 { n.min(50) } else { ((n as f64).sqrt() * 2.0).ceil().min(450.0) as usize };
+        (columns, (OUTCOME_GRID_PX / columns as i32).min(18))
+    }
+    fn groups(&self) -> Vec<CapSweepGroup> {
+        let mut groups = CapSweepGroup::group(self.rows);
+        for group in &mut groups {
+            group.rows.sort_by_key(|r| r.seed);
+        }
+        groups
+    }
+    fn grid_height_px(&self, groups: &[CapSweepGroup]) -> i32 {
+        let (columns, cell_px) = self.grid(groups);
+        groups.iter().map(|g| GROUP_LABEL_PX + g.rows.len().div_ceil(columns) as i32 * cell_px + 8).sum()
+    }
+}
+
 impl Chart for SweepOutcomeChart<'_> {
     fn size(&self) -> (u32, u32) {
-        (1000, 220)
+        let groups = self.groups();
+        (1000, 30 + 26 + self.grid_height_px(&groups) as u32 + 30)
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Option<ChartLayout>, PlotError> {
-        let mut rows: Vec<&SweepRow> = self.rows.iter().collect();
-        rows.sort_by_key(|r| r.seed);
-        let count = |v: Validity| rows.iter().filter(|r| r.valid == v).count();
-        let title = format!(
-            "Outcome per seed: {} seeds, {} valid, {} invalid, {} unknown",
-            rows.len(),
-            count(Validity::Valid),
-            count(Validity::Invalid),
-            count(Validity::Unknown)
-        );
-        let n = rows.len().max(1);
-        let seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
-        let x_formatter = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => seeds.get(*i).map(|s| s.to_string()).unwrap_or_default(),
-            _ => String::new(),
+        let groups = self.groups();
+        let count = |v: Validity| self.rows.iter().filter(|r| r.valid == v).count();
+        let scope = match groups.as_slice() {
+            [only] => only.label.clone(),
+            _ => format!("{} scenarios", groups.len()),
         };
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, title_font(16))
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(20)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..1.0)
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .y_labels(0)
-            .x_labels(n.min(25))
-            .x_label_formatter(&x_formatter)
-            .x_desc("seed")
-            .label_style(text_style(11, &BLACK))
-            .axis_desc_style(text_style(13, &BLACK))
-            .draw()
-            .map_err(draw_error)?;
-        for valid in [Validity::Valid, Validity::Invalid, Validity::Unknown] {
-            let color = validity_color(valid);
-            let cells: Vec<_> = rows
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.valid == valid)
-                .map(|(i, _)| {
-                    let mut rect =
-                        Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), 1.0)], color.filled());
-                    rect.set_margin(0, 0, 1, 1);
-                    rect
-                })
-                .collect();
-            chart
-                .draw_series(cells)
-                .map_err(draw_error)?
-                .label(valid.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], color.filled()));
+        let title = format!("Outcome per seed of {scope}: {} seeds", self.rows.len());
+        let below = draw_title(root, &title)?;
+        let (legend_area, grid_area) = below.split_vertically(26);
+        let (columns, cell_px) = self.grid(&groups);
+        let left = OUTCOME_LEFT_PX;
+        let legend: Vec<LegendEntry> = [Validity::Valid, Validity::Invalid, Validity::Unknown]
+            .into_iter()
+            .map(|v| LegendEntry::new(format!("{} ({})", v.as_str(), count(v)), validity_color(v), Marker::Square))
+            .collect();
+        draw_legend_row(&legend_area, &legend, left, left + OUTCOME_GRID_PX)?;
+        let mut top = 0;
+        for group in &groups {
+            let invalid: Vec<String> =
+                group.rows.iter().filter(|r| r.valid == Validity::Invalid).map(|r| r.seed.to_string()).collect();
+            let shown: Vec<&str> = invalid.iter().take(10).map(String::as_str).collect();
+            let mut label = format!("{}: {} seeds, {} invalid", group.label, group.rows.len(), invalid.len());
+            if !shown.is_empty() {
+                label.push_str(&format!(
+                    " (seeds {}{})",
+                    shown.join(", "),
+                    if invalid.len() > shown.len() { ", …" } else { "" }
+                ));
+            }
+            let style = text_style(12, &BLACK).pos(Pos::new(HPos::Left, VPos::Center));
+            grid_area.draw(&Text::new(label, (left, top + GROUP_LABEL_PX / 2), style)).map_err(draw_error)?;
+            top += GROUP_LABEL_PX;
+            for (index, row) in group.rows.iter().enumerate() {
+                let (r, c) = ((index / columns) as i32, (index % columns) as i32);
+                let (x, y) = (left + c * cell_px, top + r * cell_px);
+                let gap = if cell_px >= 6 { 1 } else { 0 };
+                grid_area
+                    .draw(&Rectangle::new(
+                        [(x, y), (x + cell_px - gap, y + cell_px - gap)],
+                        validity_color(row.valid).filled(),
+                    ))
+                    .map_err(draw_error)?;
+                if c == 0 && (cell_px >= 12 || r % (12 / cell_px.max(1)).max(1) == 0) {
+                    let style = text_style(11, &TEXT_GREY).pos(Pos::new(HPos::Right, VPos::Center));
+                    grid_area
+                        .draw(&Text::new(format!("seed {}", row.seed), (x - 6, y + cell_px / 2), style))
+                        .map_err(draw_error)?;
+                }
+            }
+            top += group.rows.len().div_ceil(columns) as i32 * cell_px + 8;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .label_font(text_style(12, &BLACK))
-            .draw()
-            .map_err(draw_error)?;
+        let style = text_style(12, &TEXT_GREY).pos(Pos::new(HPos::Left, VPos::Center));
+        let note = "Cells left to right by seed; replay a seed with the scenario's replay command and --seed N.";
+        grid_area.draw(&Text::new(note, (left, top + 12), style)).map_err(draw_error)?;
         Ok(None)
+    }
+}
+
+/// A metric's display unit: nanosecond metrics are shown in milliseconds.
+fn metric_scale(metric: &str) -> (f64, String) {
+    if metric.ends_with("_ns") || metric.contains("_ns.") {
+        (1e-6, format!("{metric} (ms)"))
+    } else {
+        (1.0, metric.to_string())
     }
 }
 
@@ -262,14 +515,22 @@ pub struct SweepMetricChart<'a> {
 
 impl Chart for SweepMetricChart<'_> {
     fn size(&self) -> (u32, u32) {
-        (800, 380)
+        (800, 400)
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Option<ChartLayout>, PlotError> {
+        let (scale, x_desc) = metric_scale(&self.metric);
         let values: Vec<(f64, Validity)> =
-            self.rows.iter().filter_map(|r| r.metrics.get(&self.metric).map(|&v| (v, r.valid))).collect();
+            self.rows.iter().filter_map(|r| r.metrics.get(&self.metric).map(|&v| (v * scale, r.valid))).collect();
         let missing = self.rows.len() - values.len();
-        let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (v, _)| (lo.min(*v), hi.max(*v)));
-        let (min, max) = if values.is_empty() { (0.0, 1.0) } else if max > min { (min, max) } else { (min - 0.5, max + 0.5) };
+        let (min, max) =
+            values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (v, _)| (lo.min(*v), hi.max(*v)));
+        let (min, max) = if values.is_empty() {
+            (0.0, 1.0)
+        } else if max > min {
+            (min, max)
+        } else {
+            (min - 0.5, max + 0.5)
+        };
         let bins = ((values.len() as f64).sqrt().ceil() as usize).clamp(1, 30);
         let width = (max - min) / bins as f64;
         let mut counts = vec![[0u32; 3]; bins];
@@ -277,23 +538,28 @@ impl Chart for SweepMetricChart<'_> {
             let bin = (((value - min) / width) as usize).min(bins - 1);
             counts[bin][*valid as usize] += 1;
         }
-        let y_max = counts.iter().map(|c| c.iter().sum::<u32>()).max().unwrap_or(1).max(1) as f64 * 1.2;
+        let y_max = counts.iter().map(|c| c.iter().sum::<u32>()).max().unwrap_or(1).max(1) as f64 * 1.15;
         let mut title = format!("{} across {} seeds", self.metric, values.len());
         if missing > 0 {
             title.push_str(&format!(" ({missing} seeds without this metric)"));
         }
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, title_font(16))
+        let root = draw_title(root, &title)?;
+        let (legend_area, chart_area) = root.split_vertically(24);
+        let mut chart = ChartBuilder::on(&chart_area)
             .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(48)
+            .x_label_area_size(40)
+            .y_label_area_size(52)
             .build_cartesian_2d(min..max, 0.0..y_max)
             .map_err(draw_error)?;
+        let tick = |v: &f64| format_tick(*v);
         chart
             .configure_mesh()
-            .light_line_style(RGBColor(235, 235, 235))
-            .x_desc(self.metric.as_str())
+            .max_light_lines(0)
+            .bold_line_style(GRID)
+            .x_desc(x_desc)
             .y_desc("seeds")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .label_style(text_style(12, &BLACK))
             .axis_desc_style(text_style(13, &BLACK))
             .draw()
@@ -315,20 +581,17 @@ impl Chart for SweepMetricChart<'_> {
                     rect
                 })
                 .collect();
-            chart
-                .draw_series(rects)
-                .map_err(draw_error)?
-                .label(valid.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], color.filled()));
+            chart.draw_series(rects).map_err(draw_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .label_font(text_style(12, &BLACK))
-            .draw()
-            .map_err(draw_error)?;
         let (x_px, y_px) = chart.plotting_area().get_pixel_range();
-        Ok(Some(ChartLayout { x_px, y_px, x_range: min..max }))
+        let legend: Vec<LegendEntry> = [Validity::Valid, Validity::Invalid, Validity::Unknown]
+            .into_iter()
+            .map(|v| {
+                let n = values.iter().filter(|(_, valid)| *valid == v).count();
+                LegendEntry::new(format!("{} ({n})", v.as_str()), validity_color(v), Marker::Square)
+            })
+            .collect();
+        draw_legend_row(&legend_area, &legend, x_px.start, x_px.end)?;
+        Ok(Some(ChartLayout { x_px, y_px, x_range: min..max, y_range: 0.0..y_max }))
     }
 }

@@ -311,7 +311,12 @@ fn describe_fault(record: &TraceRecord) -> FaultInstant {
         _ => String::new(),
     };
     let node_part = record.node.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
-    FaultInstant { t_ns: record.t, kind: kind.clone(), node: record.node.clone(), label: format!("{kind}{node_part}{detail}") }
+    FaultInstant {
+        t_ns: record.t,
+        kind: kind.clone(),
+        node: record.node.clone(),
+        label: format!("{kind}{node_part}{detail}"),
+    }
 }
 
 /// `+50 ms`, `-1.5 s`: a signed duration for labels.
@@ -361,8 +366,10 @@ pub fn summarize_trace(path: &Path) -> Result<TraceSummary, PlotError> {
             "deliver" => summary.deliveries += 1,
             "drop" => {
                 summary.drops += 1;
-                *summary.drops_by_reason.entry(record.reason.clone().unwrap_or_else(|| "dropped".into())).or_insert(0) +=
-                    1;
+                *summary
+                    .drops_by_reason
+                    .entry(record.reason.clone().unwrap_or_else(|| "dropped".into()))
+                    .or_insert(0) += 1;
             }
             "fault" => summary.faults.push(describe_fault(&record)),
             _ => {}
@@ -438,7 +445,19 @@ pub fn load_run(dir: &Path) -> Result<RunData, PlotError> {
 pub struct SweepRow {
     pub seed: u64,
     pub valid: Validity,
+    /// `scenario` (else `file`) of the row, when it has one: sweeps over several scenarios group by it.
+    pub scenario: Option<String>,
+    pub protocol: Option<String>,
+    /// The checks that found a violation (`violations`).
+    pub violations: Vec<String>,
     pub metrics: BTreeMap<String, f64>,
+}
+
+impl SweepRow {
+    /// The label a comparison groups the row under: the scenario, else the protocol, else "sweep".
+    pub fn group(&self) -> String {
+        self.scenario.clone().or_else(|| self.protocol.clone()).unwrap_or_else(|| "sweep".into())
+    }
 }
 
 /// Reads a sweep's JSON Lines: one object per seed with at least `seed` and `valid`; every other
@@ -456,10 +475,22 @@ pub fn read_sweep(path: &Path) -> Result<Vec<SweepRow>, PlotError> {
             column,
             message,
         };
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| parse_error(e.to_string(), e.column()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| parse_error(e.to_string(), e.column()))?;
         let object = value.as_object().ok_or_else(|| parse_error("expected a JSON object".into(), 1))?;
-        let seed = object.get("seed").and_then(|s| s.as_u64()).ok_or_else(|| parse_error("no numeric \"seed\"".into(), 1))?;
+        // Lines without a seed (a summary a tool appended) are not seeds.
+        let Some(seed_value) = object.get("seed") else { continue };
+        let seed =
+            seed_value.as_u64().ok_or_else(|| parse_error("\"seed\" is not a non-negative integer".into(), 1))?;
         let valid = Validity::from_json(object.get("valid").unwrap_or(&serde_json::Value::Null));
+        let text = |name: &str| object.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        let scenario = text("scenario").or_else(|| text("file"));
+        let protocol = text("protocol");
+        let violations = object
+            .get("violations")
+            .and_then(|v| v.as_array())
+            .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
         let mut metrics = BTreeMap::new();
         for (name, value) in object {
             if name == "seed" {
@@ -475,7 +506,7 @@ pub fn read_sweep(path: &Path) -> Result<Vec<SweepRow>, PlotError> {
                 }
             }
         }
-        rows.push(SweepRow { seed, valid, metrics });
+        rows.push(SweepRow { seed, valid, scenario, protocol, violations, metrics });
     }
     Ok(rows)
 }

@@ -57,12 +57,25 @@ impl Default for DemoConfig {
 
 #[derive(Clone, Debug, Hash, PartialEq)]
 pub enum DemoMsg {
-    Write { req: u64, value: i64 },
-    Read { req: u64 },
-    WriteOk { req: u64 },
-    ReadOk { req: u64, value: Option<i64> },
+    Write {
+        req: u64,
+        value: i64,
+    },
+    Read {
+        req: u64,
+    },
+    WriteOk {
+        req: u64,
+    },
+    ReadOk {
+        req: u64,
+        value: Option<i64>,
+    },
     /// Background replication: (version, value), the higher version wins.
-    Replicate { version: (u64, u32), value: i64 },
+    Replicate {
+        version: (u64, u32),
+        value: i64,
+    },
 }
 
 impl Message for DemoMsg {
@@ -85,6 +98,8 @@ pub struct Server {
 
 pub struct Client {
     server: NodeId,
+    /// The server to switch to after a timeout (AP mode fails over; CP mode has one server).
+    fallback: Option<NodeId>,
     process: u64,
     next_req: u64,
     /// The request in flight: (req, op, timeout timer).
@@ -171,6 +186,10 @@ impl Node for DemoNode {
             TIMEOUT_TAG => {
                 if let Some((_, op, _)) = client.in_flight.take() {
                     ctx.info(client.process, op, "timed-out");
+                    if let Some(fallback) = client.fallback {
+                        client.fallback = Some(client.server);
+                        client.server = fallback;
+                    }
                     // A process with an unknown outcome never invokes again: continue as a new one.
                     client.process += 1;
                     ctx.set_timer(OP_INTERVAL, TICK_TAG);
@@ -193,18 +212,25 @@ pub fn write_demo_run(dir: &Path, config: &DemoConfig) -> Result<(), PlotError> 
     let mut sim: Simulation<DemoNode> =
         Simulation::new(sim_config).map_err(|e| PlotError::Input(format!("demo simulation: {e}")))?;
     let (s1, s2) = (NodeId(0), NodeId(1));
-    let server = |peer: NodeId| move |_: NodeId, _: &detsim_core::Storage| {
-        DemoNode::Server(Server { value: None, version: (0, 0), peers: vec![peer] })
+    let server = |peer: NodeId| {
+        move |_: NodeId, _: &detsim_core::Storage| {
+            DemoNode::Server(Server { value: None, version: (0, 0), peers: vec![peer] })
+        }
     };
     sim.add_node_with_clock("s1", LocalClock::new(0, 0.0), server(s2));
     sim.add_node_with_clock("s2", LocalClock::new(2_000_000, 0.0), server(s1));
     for (index, name) in ["c1", "c2"].into_iter().enumerate() {
         let home = if config.mode == Mode::Cp || index == 0 { s1 } else { s2 };
+        let fallback = match config.mode {
+            Mode::Cp => None,
+            Mode::Ap => Some(if home == s1 { s2 } else { s1 }),
+        };
         let base_process = index as u64 * 1_000;
         let base_value = (index as i64 + 1) * 1_000_000;
         sim.add_node(name, move |_, _| {
             DemoNode::Client(Client {
                 server: home,
+                fallback,
                 process: base_process,
                 next_req: 0,
                 in_flight: None,
@@ -229,14 +255,15 @@ pub fn write_demo_run(dir: &Path, config: &DemoConfig) -> Result<(), PlotError> 
     };
     let mut faults_json = Vec::new();
     for (time, fault) in schedule {
-        faults_json.push(serde_json::json!({"at_ns": time.0, "fault": serde_json::to_value(&fault).expect("faults serialise")}));
+        faults_json.push(
+            serde_json::json!({"at_ns": time.0, "fault": serde_json::to_value(&fault).expect("faults serialise")}),
+        );
         sim.schedule_fault(time, fault).map_err(|e| PlotError::Input(format!("demo fault: {e}")))?;
     }
     let trace_path = dir.join("trace.jsonl");
     let trace_file = File::create(&trace_path).map_err(|e| io_error(&trace_path, e))?;
     sim.set_trace_sink(Box::new(JsonlTraceWriter::new(BufWriter::new(trace_file))));
-    sim.run_until(SimTime::from_millis(config.duration_ms))
-        .map_err(|e| PlotError::Input(format!("demo run: {e}")))?;
+    sim.run_until(SimTime::from_millis(config.duration_ms)).map_err(|e| PlotError::Input(format!("demo run: {e}")))?;
     sim.finish().map_err(|e| PlotError::Input(format!("demo trace: {e}")))?;
 
     let history = sim.history().clone();
@@ -255,6 +282,16 @@ pub fn write_demo_run(dir: &Path, config: &DemoConfig) -> Result<(), PlotError> 
         .collect();
     let name = format!("demo-register-{}", config.mode.as_str());
     let valid = stale.stale == 0;
+    let mut latencies: Vec<u64> = ops
+        .iter()
+        .filter(|op| op.outcome == crate::data::Outcome::Ok)
+        .map(|op| op.latency_ns(config.duration_ms * 1_000_000))
+        .collect();
+    latencies.sort_unstable();
+    let quantile = |q: f64| crate::metrics::quantile(&latencies, q).unwrap_or(0);
+    let decided = ops.iter().filter(|op| op.end_ns.is_some()).count();
+    let availability = if decided == 0 { 1.0 } else { count(crate::data::Outcome::Ok) as f64 / decided as f64 };
+    let sends = sim.stats().sends;
     let run = serde_json::json!({
         "scenario": name,
         "description": format!("A two-server register in {} mode under a partition, a crash, clock drift and a clock jump (the detsim-plot fixture).\n\nClients alternate writes of unique values and reads.", config.mode.as_str().to_uppercase()),
@@ -266,6 +303,10 @@ pub fn write_demo_run(dir: &Path, config: &DemoConfig) -> Result<(), PlotError> 
         "outcome_ok": valid,
         "ops": ops.len(), "ok": count(crate::data::Outcome::Ok), "fail": count(crate::data::Outcome::Fail),
         "info": count(crate::data::Outcome::Unknown),
+        "availability": availability,
+        "latency_ns": {"p50": quantile(0.5), "p95": quantile(0.95), "p99": quantile(0.99), "max": latencies.last().copied().unwrap_or(0)},
+        "messages_per_op": if ops.is_empty() { 0.0 } else { sends as f64 / ops.len() as f64 },
+        "violations": if valid { Vec::<&str>::new() } else { vec!["stale-reads"] },
         "events": sim.stats().events,
         "sim_time_s": config.duration_ms as f64 / 1e3,
         "checks": [{

@@ -14,11 +14,16 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::chart::{
-    draw_error, fault_color, format_seconds, text_style, title_font, Chart, ChartLayout, FAIL_COLOR, GREY, OK_COLOR,
-    PALETTE, UNKNOWN_COLOR,
+    draw_error, draw_legend_row, fault_color, format_seconds, text_style, Chart, ChartLayout, FaultStrip, LegendEntry,
+    Marker, FAIL_COLOR, FAULT_SHADE_OPACITY, GREY, OK_COLOR, PALETTE, TEXT_GREY, UNKNOWN_COLOR,
 };
-use crate::data::{for_each_trace_record, human_duration, signed_duration, FaultInstant, RunData};
+use crate::data::{for_each_trace_record, human_duration, signed_duration, FaultInstant, FaultWindow, RunData};
 use crate::PlotError;
+
+/// Messages drawn one by one at most (about one per 6 pixels of time axis); past it they are bundled.
+pub const DEFAULT_DETAIL_LIMIT: usize = 150;
+/// Time columns of a bundled diagram (about 30 pixels each).
+pub const DEFAULT_BUNDLE_COLUMNS: u64 = 30;
 
 /// What the diagram shows.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,7 +42,13 @@ pub struct LamportOptions {
 
 impl Default for LamportOptions {
     fn default() -> Self {
-        LamportOptions { window_ns: None, nodes: Vec::new(), kinds: Vec::new(), detail_limit: 600, bundle_columns: 100 }
+        LamportOptions {
+            window_ns: None,
+            nodes: Vec::new(),
+            kinds: Vec::new(),
+            detail_limit: DEFAULT_DETAIL_LIMIT,
+            bundle_columns: DEFAULT_BUNDLE_COLUMNS,
+        }
     }
 }
 
@@ -174,6 +185,9 @@ pub struct LamportDiagram {
     /// Windows not tied to one node (partitions, latency spikes...): (kind, start, end), clipped.
     global_windows: Vec<(String, u64, u64)>,
     clocks: Vec<LaneClock>,
+    /// The run's fault windows (the strip above the lanes names them).
+    windows: Vec<FaultWindow>,
+    run_end_ns: u64,
     pub hidden: HiddenCounts,
     options: LamportOptions,
 }
@@ -221,6 +235,8 @@ impl LamportDiagram {
             lane_windows: Vec::new(),
             global_windows: Vec::new(),
             clocks: vec![LaneClock::default(); lanes.len()],
+            windows: run.fault_windows.clone(),
+            run_end_ns: run.end_ns,
             hidden: HiddenCounts::default(),
             options: options.clone(),
         };
@@ -365,23 +381,30 @@ impl LamportDiagram {
         self.messages.arrows().len()
     }
 
-    /// The notes written under the diagram: filters, bundling, what is not drawn.
+    /// The notes written under the diagram: filters, bundling, what is not drawn. Every message of
+    /// the window is drawn, bundled, or counted here.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        let mut scope = format!("{} of {} lanes", self.lanes.len(), self.lanes.len());
-        if !self.options.nodes.is_empty() {
-            scope = format!("nodes: {}", self.lanes.join(", "));
-        }
-        let kinds =
-            if self.options.kinds.is_empty() { "all message types".to_string() } else { format!("types: {}", self.options.kinds.join(", ")) };
+        let scope = if self.options.nodes.is_empty() {
+            format!("all {} nodes", self.lanes.len())
+        } else {
+            format!("nodes {}", self.lanes.join(", "))
+        };
+        let kinds = if self.options.kinds.is_empty() {
+            "all message types".to_string()
+        } else {
+            format!("message types {}", self.options.kinds.join(", "))
+        };
         notes.push(format!(
-            "{scope}; {kinds}; {} messages delivered, {} dropped (×); timers not drawn",
+            "Shown: {scope}; {kinds}; {} messages delivered, {} dropped; timers are not drawn.",
             self.messages.total, self.drops.total
         ));
         if self.is_bundled() {
-            let column = human_duration(((self.window_ns.1 - self.window_ns.0) / self.options.bundle_columns.max(1)).max(1));
+            let column =
+                human_duration(((self.window_ns.1 - self.window_ns.0) / self.options.bundle_columns.max(1)).max(1));
             notes.push(format!(
-                "BUNDLED: {} messages drawn as {} arrows and {} drops as {} crosses (one per sender, receiver, type and {column} column; ×N = count). Narrow the window or filter to see single messages.",
+                "BUNDLED (more than {} in the window): {} messages drawn as {} arrows, {} drops as {} crosses, one per sender, receiver, type and {column} column; thicker = more. Narrow the window (--from, --to) or filter (--node, --kind) to see each message.",
+                self.options.detail_limit,
                 self.messages.total,
                 self.messages.arrows().len(),
                 self.drops.total,
@@ -389,49 +412,135 @@ impl LamportDiagram {
             ));
         }
         let hidden = &self.hidden;
-        if hidden.other_nodes + hidden.other_kinds > 0 {
-            notes.push(format!(
-                "filtered out: {} messages to or from hidden nodes, {} of hidden types",
-                hidden.other_nodes, hidden.other_kinds
+        let mut filtered = Vec::new();
+        if hidden.other_nodes > 0 {
+            filtered.push(format!("{} messages to or from nodes not shown", hidden.other_nodes));
+        }
+        if hidden.other_kinds > 0 {
+            filtered.push(format!("{} messages of types not shown", hidden.other_kinds));
+        }
+        if hidden.outside_window > 0 && (self.window_ns.0 > 0 || self.window_ns.1 < self.run_end_ns) {
+            filtered.push(format!(
+                "{} messages outside {}–{} s (the run lasts {} s)",
+                hidden.outside_window,
+                format_seconds(self.window_ns.0 as f64 / 1e9, self.span_s()),
+                format_seconds(self.window_ns.1 as f64 / 1e9, self.span_s()),
+                format_seconds(self.run_end_ns as f64 / 1e9, self.run_end_ns as f64 / 1e9)
             ));
         }
+        if !filtered.is_empty() {
+            notes.push(format!("Filtered out: {}.", filtered.join("; ")));
+        }
         if hidden.unmatched_deliveries > 0 {
-            notes.push(format!("{} duplicate deliveries of long-gone sends not drawn", hidden.unmatched_deliveries));
+            notes.push(format!(
+                "{} duplicate deliveries of long-gone sends are not drawn.",
+                hidden.unmatched_deliveries
+            ));
         }
         if self.ops_total > 0 && self.ops.is_empty() {
-            notes.push(format!("{} client operation events not marked (more than {}); see the latency chart", self.ops_total, self.options.detail_limit));
+            notes.push(format!(
+                "{} client operation events are not marked (more than {}); the latency chart shows every operation.",
+                self.ops_total, self.options.detail_limit
+            ));
         }
         notes
     }
 
-    fn legend_rows(&self) -> u32 {
-        (self.kinds.len() as u32 + 1).div_ceil(5).max(1)
+    /// The notes wrapped to the diagram's width, each line with whether it belongs to the bundling
+    /// warning (drawn in red).
+    fn note_lines(&self) -> Vec<(String, bool)> {
+        self.notes()
+            .into_iter()
+            .flat_map(|note| {
+                let bundled = note.starts_with("BUNDLED");
+                crate::chart::wrap_text(&note, 12, WIDTH_PX as i32 - 32).into_iter().map(move |line| (line, bundled))
+            })
+            .collect()
+    }
+
+    fn span_s(&self) -> f64 {
+        (self.window_ns.1 - self.window_ns.0) as f64 / 1e9
+    }
+
+    fn legend(&self) -> Vec<LegendEntry> {
+        let mut entries: Vec<LegendEntry> = self
+            .kinds
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.kind_counts.get(*index).copied().unwrap_or(0) > 0)
+            .map(|(index, kind)| {
+                let count = self.kind_counts.get(index).copied().unwrap_or(0);
+                LegendEntry::new(format!("{kind} ({count})"), PALETTE[index % PALETTE.len()], Marker::Line)
+            })
+            .collect();
+        entries.push(LegendEntry::new(format!("dropped ({})", self.drops.total), FAIL_COLOR, Marker::Cross));
+        if !self.ops.is_empty() {
+            entries.push(LegendEntry::new("op invoked", GREY, Marker::Ring));
+            entries.push(LegendEntry::new("ok", OK_COLOR, Marker::Dot));
+            entries.push(LegendEntry::new("fail", FAIL_COLOR, Marker::Dot));
+            entries.push(LegendEntry::new("unknown", UNKNOWN_COLOR, Marker::Dot));
+        }
+        if self.clocks.iter().any(LaneClock::drifts) {
+            entries.push(LegendEntry::new("local clock reading", PALETTE[9], Marker::Line));
+        }
+        entries
+    }
+
+    fn strip(&self) -> FaultStrip {
+        let x_range = self.window_ns.0 as f64 / 1e9..self.window_ns.1 as f64 / 1e9;
+        FaultStrip::new(&self.windows, &self.faults, x_range, PLOT_WIDTH_PX as i32)
+    }
+
+    fn layout_px(&self) -> LamportLayout {
+        let strip = self.strip();
+        let mut legend = self.legend();
+        legend.extend(strip.legend());
+        let legend_rows = crate::chart::legend_rows(&legend, (WIDTH_PX - 32) as i32);
+        let lanes_px = LANE_HEIGHT_PX * self.lanes.len().max(1) as u32 + X_AXIS_PX + 6;
+        let footer_px = 20 * legend_rows + 17 * self.note_lines().len() as u32 + 14;
+        LamportLayout { strip, legend, lanes_px, footer_px }
     }
 }
 
-const LANE_HEIGHT_PX: u32 = 48;
+struct LamportLayout {
+    strip: FaultStrip,
+    legend: Vec<LegendEntry>,
+    lanes_px: u32,
+    footer_px: u32,
+}
+
+const LANE_HEIGHT_PX: u32 = 46;
 const WIDTH_PX: u32 = 1100;
+const LANE_LABEL_PX: u32 = 140;
+const MARGIN_LEFT_PX: u32 = 10;
+const MARGIN_RIGHT_PX: u32 = 24;
+const X_AXIS_PX: u32 = 38;
+const TITLE_PX: u32 = 30;
+const PLOT_WIDTH_PX: u32 = WIDTH_PX - LANE_LABEL_PX - MARGIN_LEFT_PX - MARGIN_RIGHT_PX;
 
 impl Chart for LamportDiagram {
     fn size(&self) -> (u32, u32) {
-        let notes = self.notes().len() as u32;
-        (WIDTH_PX, 60 + LANE_HEIGHT_PX * self.lanes.len().max(1) as u32 + 40 + 20 * self.legend_rows() + 17 * notes + 16)
+        let layout = self.layout_px();
+        (WIDTH_PX, TITLE_PX + layout.strip.height_px() + layout.lanes_px + layout.footer_px)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Option<ChartLayout>, PlotError> {
-        let (width, height) = self.size();
-        let footer_px = 20 * self.legend_rows() + 17 * self.notes().len() as u32 + 16;
-        let (main, footer) = root.split_vertically(height - footer_px);
+        let layout = self.layout_px();
+        let (width, _) = self.size();
+        let below_title = crate::chart::draw_title(root, &self.title)?;
+        let (strip_area, below_strip) = below_title.split_vertically(layout.strip.height_px());
+        let (main, footer) = below_strip.split_vertically(layout.lanes_px);
         let lane_count = self.lanes.len().max(1);
         let (start_ns, end_ns) = self.window_ns;
-        let span_s = (end_ns - start_ns) as f64 / 1e9;
+        let span_s = self.span_s();
         let x_range = start_ns as f64 / 1e9..end_ns as f64 / 1e9;
         let mut chart = ChartBuilder::on(&main)
-            .caption(&self.title, title_font(17))
-            .margin(10)
-            .margin_right(24)
-            .x_label_area_size(36)
-            .y_label_area_size(150)
+            .margin_left(MARGIN_LEFT_PX)
+            .margin_right(MARGIN_RIGHT_PX)
+            .margin_top(4)
+            .margin_bottom(2)
+            .x_label_area_size(X_AXIS_PX)
+            .y_label_area_size(LANE_LABEL_PX)
             .build_cartesian_2d(x_range.clone(), 0.0..lane_count as f64)
             .map_err(draw_error)?;
         let x_formatter = move |v: &f64| format_seconds(*v, span_s);
@@ -439,39 +548,47 @@ impl Chart for LamportDiagram {
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(0)
-            .light_line_style(RGBColor(240, 240, 240))
+            .max_light_lines(0)
+            .bold_line_style(RGBColor(238, 238, 238))
             .x_desc("true time (s)")
             .x_label_formatter(&x_formatter)
             .label_style(text_style(12, &BLACK))
             .axis_desc_style(text_style(13, &BLACK))
             .draw()
             .map_err(draw_error)?;
+        let (plot_x_px, plot_y_px) = chart.plotting_area().get_pixel_range();
+        // Everything below is drawn in the pixels of `main`.
+        let base = main.get_base_pixel();
         let lane_y = |lane: usize| lane_count as f64 - lane as f64 - 0.5;
         let t_s = |t: u64| t.clamp(start_ns, end_ns) as f64 / 1e9;
-        let px = |t: u64, y: f64| chart.backend_coord(&(t_s(t), y));
+        let px = |t: u64, y: f64| {
+            let (x, y) = chart.backend_coord(&(t_s(t), y));
+            (x - base.0, y - base.1)
+        };
 
         // Partition-like windows shade the whole diagram; crash and pause windows shade their lane.
         for window in &self.global_windows {
             let color = fault_color(&window.0);
             let (a, b) = (px(window.1, lane_count as f64), px(window.2, 0.0));
-            main.draw(&Rectangle::new([a, b], color.mix(0.08).filled())).map_err(draw_error)?;
-            main.draw(&Text::new(window.0.clone(), (a.0 + 3, a.1 + 2), text_style(11, &color))).map_err(draw_error)?;
+            main.draw(&Rectangle::new([a, b], color.mix(FAULT_SHADE_OPACITY * 0.7).filled())).map_err(draw_error)?;
         }
         for (lane, kind, from, to) in &self.lane_windows {
             let color = fault_color(kind);
             let y = lane_y(*lane);
-            let (a, b) = (px(*from, y + 0.22), px(*to, y - 0.22));
-            main.draw(&Rectangle::new([a, b], color.mix(0.18).filled())).map_err(draw_error)?;
-            main.draw(&Text::new(format!("{kind}ed"), (a.0 + 3, a.1 - 12), text_style(10, &color))).map_err(draw_error)?;
+            let (a, b) = (px(*from, y + 0.2), px(*to, y - 0.2));
+            main.draw(&Rectangle::new([a, b], color.mix(0.2).filled())).map_err(draw_error)?;
+            let style = text_style(10, &color).pos(Pos::new(HPos::Left, VPos::Bottom));
+            main.draw(&Text::new(format!("{kind}ed"), (a.0 + 3, a.1 - 1), style)).map_err(draw_error)?;
         }
         // Lanes and their labels (with the clock's offset range where it is not true time).
         for (lane, name) in self.lanes.iter().enumerate() {
             let y = lane_y(lane);
             let (a, b) = (px(start_ns, y), px(end_ns, y));
             main.draw(&PathElement::new(vec![a, b], RGBColor(90, 90, 90).stroke_width(1))).map_err(draw_error)?;
-            let label_style = text_style(13, &BLACK).pos(Pos::new(HPos::Right, VPos::Center));
-            main.draw(&Text::new(name.clone(), (a.0 - 8, a.1 - 6), label_style)).map_err(draw_error)?;
             let clock = &self.clocks[lane];
+            let label_y = if clock.drifts() { a.1 - 7 } else { a.1 };
+            let label_style = text_style(13, &BLACK).pos(Pos::new(HPos::Right, VPos::Center));
+            main.draw(&Text::new(name.clone(), (a.0 - 8, label_y), label_style)).map_err(draw_error)?;
             if clock.drifts() {
                 let range = if clock.offset_min_ns == clock.offset_max_ns {
                     format!("clock {}", signed_duration(clock.offset_min_ns))
@@ -480,29 +597,16 @@ impl Chart for LamportDiagram {
                 };
                 let style = text_style(10, &PALETTE[9]).pos(Pos::new(HPos::Right, VPos::Center));
                 main.draw(&Text::new(range, (a.0 - 8, a.1 + 8), style)).map_err(draw_error)?;
-                for (t, lt) in &clock.samples {
-                    let p = px(*t, y);
-                    let text = format!("local {}", format_seconds(*lt as f64 / 1e9, span_s / 10.0));
-                    main.draw(&Text::new(text, (p.0, p.1 - 20), text_style(9, &PALETTE[9]))).map_err(draw_error)?;
-                    main.draw(&PathElement::new(vec![(p.0, p.1 - 9), (p.0, p.1 - 3)], PALETTE[9].stroke_width(1)))
-                        .map_err(draw_error)?;
-                }
             }
         }
         // Messages.
-        let bundled = self.messages.is_bundled();
         for arrow in self.messages.arrows() {
             let color = PALETTE[arrow.kind % PALETTE.len()];
             let from = px(arrow.send_ns, lane_y(arrow.from_lane));
             let to = px(arrow.end_ns, lane_y(arrow.to_lane));
-            let stroke = if arrow.count > 1 { 1 + (arrow.count as f64).log2().min(5.0) as u32 } else { 1 };
-            main.draw(&PathElement::new(vec![from, to], color.mix(0.85).stroke_width(stroke))).map_err(draw_error)?;
+            let stroke = if arrow.count > 1 { 1 + (arrow.count as f64).log2().min(4.0) as u32 } else { 1 };
+            main.draw(&PathElement::new(vec![from, to], color.mix(0.8).stroke_width(stroke))).map_err(draw_error)?;
             main.draw(&arrow_head(from, to, color)).map_err(draw_error)?;
-            if bundled && arrow.count > 1 {
-                let mid = ((from.0 + to.0) / 2, (from.1 + to.1) / 2);
-                main.draw(&Text::new(format!("×{}", arrow.count), (mid.0 + 2, mid.1 - 6), text_style(9, &color)))
-                    .map_err(draw_error)?;
-            }
         }
         // Drops: a thin line from the send towards the receiver, and a red cross where it died.
         for drop in self.drops.arrows() {
@@ -513,10 +617,6 @@ impl Chart for LamportDiagram {
             let at = if at.0 - from.0 < 8 { (from.0 + 8, at.1) } else { at };
             main.draw(&PathElement::new(vec![from, at], color.mix(0.6).stroke_width(1))).map_err(draw_error)?;
             main.draw(&Cross::new(at, 4, FAIL_COLOR.stroke_width(2))).map_err(draw_error)?;
-            if drop.count > 1 {
-                main.draw(&Text::new(format!("×{}", drop.count), (at.0 + 5, at.1), text_style(9, &FAIL_COLOR)))
-                    .map_err(draw_error)?;
-            }
         }
         // Client operations.
         for op in &self.ops {
@@ -528,61 +628,57 @@ impl Chart for LamportDiagram {
                 _ => GREY,
             };
             if op.kind == "invoke" {
+                main.draw(&Circle::new(p, 3, WHITE.filled())).map_err(draw_error)?;
                 main.draw(&Circle::new(p, 3, color.stroke_width(1))).map_err(draw_error)?;
             } else {
                 main.draw(&Circle::new(p, 3, color.filled())).map_err(draw_error)?;
             }
         }
-        // Faults: a triangle on the node's lane (or a line across all lanes) and a label.
-        for (index, fault) in self.faults.iter().enumerate() {
-            let color = fault_color(&fault.kind);
-            // Network-wide faults name a node in the trace (the first of a group) but belong to no lane.
-            let network_wide = matches!(fault.kind.as_str(), "partition" | "heal" | "bridge" | "one-way" | "topology-edge" | "corrupt");
-            let lane = if network_wide { None } else { fault.node.as_ref().and_then(|n| self.lanes.iter().position(|l| l == n)) };
-            let p = match lane {
-                Some(lane) => px(fault.t_ns, lane_y(lane)),
-                None => {
-                    let top = px(fault.t_ns, lane_count as f64);
-                    let bottom = px(fault.t_ns, 0.0);
-                    main.draw(&PathElement::new(vec![top, bottom], color.stroke_width(1))).map_err(draw_error)?;
-                    top
-                }
-            };
-            let triangle = vec![(p.0, p.1 - 2), (p.0 - 5, p.1 - 11), (p.0 + 5, p.1 - 11)];
-            main.draw(&Polygon::new(triangle, color.filled())).map_err(draw_error)?;
-            let dy = 22 + 10 * (index % 2) as i32;
-            let label = if network_wide { fault.kind.clone() } else { fault.label.clone() };
-            main.draw(&Text::new(label, (p.0 + 4, p.1 - dy), text_style(10, &color))).map_err(draw_error)?;
-        }
-        // Footer: message-type legend, then the notes.
-        let mut x = 16;
-        let mut y = 4;
-        for (index, kind) in self.kinds.iter().enumerate() {
-            if index > 0 && index % 5 == 0 {
-                x = 16;
-                y += 20;
+        // Local clock readings under drifting lanes, on a white backing so arrows do not hide them.
+        for (lane, clock) in self.clocks.iter().enumerate().filter(|(_, c)| c.drifts()) {
+            let y = lane_y(lane);
+            for (t, lt) in &clock.samples {
+                let p = px(*t, y);
+                let text = format!("local {} s", format_seconds(*lt as f64 / 1e9, span_s / 10.0));
+                let text_px = crate::chart::text_width_px(&text, 10);
+                let box_top = p.1 + 5;
+                main.draw(&Rectangle::new(
+                    [(p.0 - 1, box_top), (p.0 + text_px + 3, box_top + 13)],
+                    WHITE.mix(0.85).filled(),
+                ))
+                .map_err(draw_error)?;
+                main.draw(&PathElement::new(vec![(p.0, p.1 - 4), (p.0, p.1 + 5)], PALETTE[9].stroke_width(2)))
+                    .map_err(draw_error)?;
+                let style = text_style(10, &PALETTE[9]).pos(Pos::new(HPos::Left, VPos::Top));
+                main.draw(&Text::new(text, (p.0 + 2, box_top + 1), style)).map_err(draw_error)?;
             }
-            let color = PALETTE[index % PALETTE.len()];
-            footer.draw(&PathElement::new(vec![(x, y + 8), (x + 22, y + 8)], color.stroke_width(3))).map_err(draw_error)?;
-            let label = format!("{kind} ({})", self.kind_counts.get(index).copied().unwrap_or(0));
-            footer.draw(&Text::new(label, (x + 28, y + 2), text_style(12, &BLACK))).map_err(draw_error)?;
-            x += (width as i32 - 32) / 5;
         }
-        if self.kinds.len() % 5 == 0 && !self.kinds.is_empty() {
-            x = 16;
-            y += 20;
+        // Node faults: a triangle on the node's lane (network-wide faults shade the diagram instead).
+        for fault in &self.faults {
+            let color = fault_color(&fault.kind);
+            let network_wide = matches!(
+                fault.kind.as_str(),
+                "partition" | "heal" | "bridge" | "one-way" | "topology-edge" | "isolate"
+            );
+            let lane = fault.node.as_ref().and_then(|n| self.lanes.iter().position(|l| l == n));
+            let Some(lane) = lane.filter(|_| !network_wide) else { continue };
+            let p = px(fault.t_ns, lane_y(lane));
+            let triangle = vec![(p.0, p.1 - 1), (p.0 - 6, p.1 - 12), (p.0 + 6, p.1 - 12)];
+            main.draw(&Polygon::new(triangle, color.filled())).map_err(draw_error)?;
         }
-        footer.draw(&Cross::new((x + 11, y + 8), 4, FAIL_COLOR.stroke_width(2))).map_err(draw_error)?;
-        footer.draw(&Text::new(format!("dropped ({})", self.drops.total), (x + 28, y + 2), text_style(12, &BLACK)))
-            .map_err(draw_error)?;
-        y += 20;
-        for note in self.notes() {
-            let color = if note.starts_with("BUNDLED") { FAIL_COLOR } else { RGBColor(60, 60, 60) };
-            footer.draw(&Text::new(note, (16, y), text_style(12, &color))).map_err(draw_error)?;
+        // The fault strip above the lanes, in the lanes' pixel columns.
+        let x_px = (plot_x_px.start - base.0)..(plot_x_px.end - base.0);
+        layout.strip.draw(&strip_area, x_px, x_range.clone())?;
+        // Footer: legend, then the notes.
+        let rows = draw_legend_row(&footer, &layout.legend, 16, width as i32 - 16)?;
+        let mut y = rows as i32 * 20 + 10;
+        for (line, bundled) in self.note_lines() {
+            let color = if bundled { FAIL_COLOR } else { TEXT_GREY };
+            let style = text_style(12, &color).pos(Pos::new(HPos::Left, VPos::Center));
+            footer.draw(&Text::new(line, (16, y), style)).map_err(draw_error)?;
             y += 17;
         }
-        let (x_px, y_px) = chart.plotting_area().get_pixel_range();
-        Ok(Some(ChartLayout { x_px, y_px, x_range }))
+        Ok(Some(ChartLayout { x_px: plot_x_px, y_px: plot_y_px, x_range, y_range: 0.0..lane_count as f64 }))
     }
 }
 

@@ -18,8 +18,10 @@ pub mod report;
 use std::path::{Path, PathBuf};
 
 pub use chart::{to_png, to_svg, Chart, ChartLayout};
-pub use charts::{AvailabilityChart, LatencyCdfChart, LatencyChart, MessagesPerOpChart, QuantilesChart, ThroughputChart};
-pub use compare::{CapComparisonChart, CapFigures, SweepMetricChart, SweepOutcomeChart};
+pub use charts::{
+    AvailabilityChart, LatencyCdfChart, LatencyChart, MessagesPerOpChart, QuantilesChart, ThroughputChart,
+};
+pub use compare::{CapComparisonChart, CapFigures, CapSweepChart, CapSweepGroup, SweepMetricChart, SweepOutcomeChart};
 pub use data::{load_run, read_sweep, FaultWindow, OpSpan, Outcome, RunData, RunInfo, SweepRow, Validity};
 pub use lamport::{LamportDiagram, LamportOptions};
 
@@ -73,14 +75,66 @@ fn emit<C: Chart>(
     Ok(())
 }
 
-/// The window of the zoomed Lamport diagram: around the first fault window (else the first fault), a
-/// tenth of the run wide.
-pub fn zoom_window_ns(run: &RunData) -> Option<(u64, u64)> {
-    let first_fault_ns =
-        run.fault_windows.iter().map(|w| w.start_ns).min().or_else(|| run.trace.faults.first().map(|f| f.t_ns))?;
-    let width = (run.end_ns / 10).max(1);
-    let start = first_fault_ns.saturating_sub(width / 4);
-    Some((start, (start + width).min(run.end_ns.max(start + 1))))
+/// About how many messages a zoomed Lamport diagram shows (it is then drawn message by message).
+pub const ZOOM_MESSAGES: u64 = 60;
+
+/// A zoomed Lamport diagram the report adds to the overview.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoomWindow {
+    /// File stem: `lamport-fault-start`, `lamport-fault-end` or `lamport-start`.
+    pub name: String,
+    pub caption: String,
+    /// `[start, end]` in true nanoseconds.
+    pub window_ns: (u64, u64),
+}
+
+/// The zooms of the report: on the start and the end of the first fault window (or on the first
+/// fault), else on the start of the run. Each is wide enough for about [`ZOOM_MESSAGES`] messages at
+/// the run's average rate, with the fault a quarter of the way in.
+pub fn zoom_windows(run: &RunData) -> Vec<ZoomWindow> {
+    let end_ns = run.end_ns.max(1);
+    let width_ns = if run.trace.sends == 0 {
+        end_ns / 10
+    } else {
+        (u128::from(ZOOM_MESSAGES) * u128::from(end_ns) / u128::from(run.trace.sends)) as u64
+    }
+    .clamp((end_ns / 200).max(1), (end_ns / 4).max(1));
+    let around = |t_ns: u64| {
+        let start = t_ns.saturating_sub(width_ns / 4).min(end_ns.saturating_sub(width_ns));
+        (start, (start + width_ns).min(end_ns))
+    };
+    let first_window = run.fault_windows.iter().min_by_key(|w| w.start_ns);
+    let mut zooms = Vec::new();
+    match (first_window, run.trace.faults.first()) {
+        (Some(window), _) => {
+            zooms.push(ZoomWindow {
+                name: "lamport-fault-start".into(),
+                caption: format!("Zoom on the start of the first fault window ({}).", window.kind),
+                window_ns: around(window.start_ns),
+            });
+            if let Some(window_end_ns) = window.end_ns.filter(|&e| e < end_ns) {
+                let zoom = around(window_end_ns);
+                if zoom.0 >= zooms[0].window_ns.1 {
+                    zooms.push(ZoomWindow {
+                        name: "lamport-fault-end".into(),
+                        caption: format!("Zoom on the end of the first fault window ({}).", window.kind),
+                        window_ns: zoom,
+                    });
+                }
+            }
+        }
+        (None, Some(fault)) => zooms.push(ZoomWindow {
+            name: "lamport-fault-start".into(),
+            caption: format!("Zoom on the first fault ({}).", fault.label),
+            window_ns: around(fault.t_ns),
+        }),
+        (None, None) => zooms.push(ZoomWindow {
+            name: "lamport-start".into(),
+            caption: "Zoom on the start of the run.".into(),
+            window_ns: (0, width_ns.min(end_ns)),
+        }),
+    }
+    zooms
 }
 
 /// Renders every chart of a run in memory (and PNGs into `png_dir` when given).
@@ -128,24 +182,17 @@ pub fn render_run_charts(
         &mut out,
     )?;
     let overview = LamportDiagram::build(run, &options.lamport)?;
-    emit(
-        "lamport",
-        "Space-time diagram: one lane per node, one arrow per message (bundled when there are many, as noted on it).",
-        &overview,
-        png_dir,
-        &mut out,
-    )?;
+    let caption = if options.lamport.window_ns.is_some() {
+        "Space-time diagram of the chosen window: one lane per node, one arrow per message."
+    } else {
+        "Space-time diagram of the whole run: one lane per node, one arrow per message (bundled when dense, as noted on it)."
+    };
+    emit("lamport", caption, &overview, png_dir, &mut out)?;
     if options.lamport.window_ns.is_none() {
-        if let Some(window) = zoom_window_ns(run) {
-            let zoom_options = LamportOptions { window_ns: Some(window), ..options.lamport.clone() };
-            let zoom = LamportDiagram::build(run, &zoom_options)?;
-            emit(
-                "lamport-zoom",
-                "Space-time diagram zoomed on the first fault.",
-                &zoom,
-                png_dir,
-                &mut out,
-            )?;
+        for zoom in zoom_windows(run) {
+            let zoom_options = LamportOptions { window_ns: Some(zoom.window_ns), ..options.lamport.clone() };
+            let diagram = LamportDiagram::build(run, &zoom_options)?;
+            emit(&zoom.name, &zoom.caption, &diagram, png_dir, &mut out)?;
         }
     }
     Ok(out)
@@ -192,21 +239,45 @@ pub fn render_report(dir: &Path) -> Result<PathBuf, PlotError> {
     Ok(render_run(dir, &RenderOptions::default())?.report)
 }
 
-/// Renders the CAP comparison of several run folders into `out` (an .svg path; a .png beside it with
-/// `png`). Returns the files written.
-pub fn render_cap_comparison(dirs: &[PathBuf], out: &Path, png: bool) -> Result<Vec<PathBuf>, PlotError> {
-    if dirs.is_empty() {
-        return Err(PlotError::Input("the CAP comparison needs at least one run folder".into()));
+/// Renders the CAP comparison into `out` (an .svg path; a .png beside it with `png`) from either run
+/// folders (one per configuration: availability over time, stale reads, verdicts) or sweep JSON
+/// Lines files (grouped by scenario: availability per seed, seeds with violations). Returns the files
+/// written.
+pub fn render_cap_comparison(inputs: &[PathBuf], out: &Path, png: bool) -> Result<Vec<PathBuf>, PlotError> {
+    if inputs.is_empty() {
+        return Err(PlotError::Input("the CAP comparison needs run folders or sweep files".into()));
     }
-    let runs = dirs.iter().map(|d| load_run(d)).collect::<Result<Vec<_>, _>>()?;
-    let chart = CapComparisonChart::new(&runs);
-    let (svg, _) = to_svg(&chart)?;
+    let folders = inputs.iter().filter(|p| p.is_dir()).count();
+    let svg = if folders == inputs.len() {
+        let runs = inputs.iter().map(|d| load_run(d)).collect::<Result<Vec<_>, _>>()?;
+        let chart = CapComparisonChart::new(&runs);
+        if png {
+            to_png(&chart, &out.with_extension("png"))?;
+        }
+        to_svg(&chart)?.0
+    } else if folders == 0 {
+        let mut rows = Vec::new();
+        for input in inputs {
+            rows.extend(read_sweep(input)?);
+        }
+        let groups = CapSweepGroup::group(&rows);
+        if groups.is_empty() {
+            return Err(PlotError::Input("the sweep files hold no seeds".into()));
+        }
+        let chart = CapSweepChart { groups };
+        if png {
+            to_png(&chart, &out.with_extension("png"))?;
+        }
+        to_svg(&chart)?.0
+    } else {
+        return Err(PlotError::Input(
+            "the CAP comparison takes either run folders or sweep JSON Lines files, not a mix".into(),
+        ));
+    };
     write_file(out, svg.as_bytes())?;
     let mut files = vec![out.to_path_buf()];
     if png {
-        let png_path = out.with_extension("png");
-        to_png(&chart, &png_path)?;
-        files.push(png_path);
+        files.push(out.with_extension("png"));
     }
     Ok(files)
 }
@@ -218,7 +289,8 @@ pub fn render_sweep(sweep: &Path, metrics: &[String], out_dir: &Path, png: bool)
     if rows.is_empty() {
         return Err(PlotError::Input(format!("{}: no sweep rows", sweep.display())));
     }
-    std::fs::create_dir_all(out_dir).map_err(|e| PlotError::Io { path: out_dir.to_path_buf(), message: e.to_string() })?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| PlotError::Io { path: out_dir.to_path_buf(), message: e.to_string() })?;
     let mut files = Vec::new();
     let mut write = |name: &str, svg: String| -> Result<PathBuf, PlotError> {
         let path = out_dir.join(format!("{name}.svg"));
@@ -232,7 +304,11 @@ pub fn render_sweep(sweep: &Path, metrics: &[String], out_dir: &Path, png: bool)
         to_png(&outcome, &path.with_extension("png"))?;
     }
     let chosen: Vec<String> = if metrics.is_empty() {
-        rows.iter().any(|r| r.metrics.contains_key("availability")).then(|| "availability".to_string()).into_iter().collect()
+        rows.iter()
+            .any(|r| r.metrics.contains_key("availability"))
+            .then(|| "availability".to_string())
+            .into_iter()
+            .collect()
     } else {
         metrics.to_vec()
     };
@@ -243,7 +319,8 @@ pub fn render_sweep(sweep: &Path, metrics: &[String], out_dir: &Path, png: bool)
             return Err(PlotError::Input(format!("no seed has metric {metric:?}; metrics: {}", known.join(", "))));
         }
         let chart = SweepMetricChart { rows: &rows, metric: metric.clone() };
-        let safe: String = metric.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+        let safe: String =
+            metric.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
         let path = write(&format!("sweep-{safe}"), to_svg(&chart)?.0)?;
         if png {
             to_png(&chart, &path.with_extension("png"))?;

@@ -89,7 +89,7 @@ impl OutcomeCounts {
 
 /// Completions per bucket (by completion time); operations that never completed are not counted.
 pub fn throughput(ops: &[OpSpan], bucket_ns: u64, end_ns: u64) -> Vec<OutcomeCounts> {
-    let mut buckets = vec![OutcomeCounts::default(); (end_ns / bucket_ns + 1) as usize];
+    let mut buckets = vec![OutcomeCounts::default(); end_ns.div_ceil(bucket_ns).max(1) as usize];
     for op in ops {
         if let Some(end) = op.end_ns {
             let index = ((end / bucket_ns) as usize).min(buckets.len() - 1);
@@ -99,23 +99,26 @@ pub fn throughput(ops: &[OpSpan], bucket_ns: u64, end_ns: u64) -> Vec<OutcomeCou
     buckets
 }
 
-/// Operations per bucket by invocation time and outcome (never completed counts as unknown): the
-/// availability of a bucket is its ok fraction.
+/// Operations per bucket by invocation time and outcome: the availability of a bucket is its ok
+/// fraction. Operations the end of the run cut short (never completed) are left out, as run.json's
+/// availability leaves them out: they did not fail, the run just stopped.
 pub fn outcomes_by_invocation(ops: &[OpSpan], bucket_ns: u64, end_ns: u64) -> Vec<OutcomeCounts> {
-    let mut buckets = vec![OutcomeCounts::default(); (end_ns / bucket_ns + 1) as usize];
-    for op in ops {
+    let mut buckets = vec![OutcomeCounts::default(); end_ns.div_ceil(bucket_ns).max(1) as usize];
+    for op in ops.iter().filter(|op| op.end_ns.is_some()) {
         let index = ((op.start_ns / bucket_ns) as usize).min(buckets.len() - 1);
         buckets[index].add(op.outcome);
     }
     buckets
 }
 
-/// The fraction of operations that completed ok, `None` without operations.
+/// The fraction of completed operations that completed ok (operations the end of the run cut short
+/// are left out, as in run.json), `None` without completed operations.
 pub fn availability(ops: &[OpSpan]) -> Option<f64> {
-    if ops.is_empty() {
+    let completed = ops.iter().filter(|op| op.end_ns.is_some()).count();
+    if completed == 0 {
         return None;
     }
-    Some(ops.iter().filter(|op| op.outcome == Outcome::Ok).count() as f64 / ops.len() as f64)
+    Some(ops.iter().filter(|op| op.outcome == Outcome::Ok).count() as f64 / completed as f64)
 }
 
 /// Whether an operation was invoked inside some fault window.
@@ -165,9 +168,9 @@ pub fn stale_reads(ops: &[OpSpan]) -> StaleReads {
             None if value.is_nil() => None,
             None => continue, // a value nobody acknowledged writing (maybe an unknown-outcome write)
         };
-        let overwritten = writes.iter().any(|w| {
-            w.2 != value && written_end.is_none_or(|written| written < w.0) && w.1 < read.start_ns
-        });
+        let overwritten = writes
+            .iter()
+            .any(|w| w.2 != value && written_end.is_none_or(|written| written < w.0) && w.1 < read.start_ns);
         if overwritten {
             result.stale += 1;
         }

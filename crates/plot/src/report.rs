@@ -30,8 +30,11 @@ pub fn inline_svg(svg: &str) -> String {
         Some(start) => &svg[start..],
         None => svg,
     };
-    body.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
-        .replacen(" xmlns:xlink=\"http://www.w3.org/1999/xlink\"", "", 1)
+    body.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1).replacen(
+        " xmlns:xlink=\"http://www.w3.org/1999/xlink\"",
+        "",
+        1,
+    )
 }
 
 const STYLE: &str = "
@@ -214,7 +217,9 @@ pub fn report_html(run: &RunData, charts: &[RenderedChart]) -> String {
             escape_html(&chart.caption)
         );
     }
-    html.push_str("<p>Other windows and filters: <code>detsim plot DIR --from-ms A --to-ms B --node n1 --kind TYPE</code>.</p>\n");
+    html.push_str(
+        "<p>Other windows and filters: <code>detsim plot DIR --from-ms A --to-ms B --node n1 --kind TYPE</code>.</p>\n",
+    );
 
     // How to get this run back.
     html.push_str("<h2>Replay</h2>\n");

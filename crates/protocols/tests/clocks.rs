@@ -237,29 +237,39 @@ fn cristian_error_stays_within_rtt_half_plus_drift_across_100_seeds_with_faults(
             (14_000, Fault::Isolate { node: NodeId(2) }),
             (19_000, Fault::Heal),
             (22_000, Fault::ClockJump { node: NodeId(jumped), by_ns: 200_000_000 }),
+            (23_000, Fault::ClockJump { node: NodeId(1), by_ns: -300_000_000 }),
             (24_000, Fault::Crash { node: NodeId(4) }),
             (25_000, Fault::Restart { node: NodeId(4) }),
             (26_000, Fault::LatencySpike { node: Some(NodeId(1)), extra_ns: 40_000_000 }),
             (28_000, Fault::LatencySpikeEnd { node: Some(NodeId(1)) }),
         ];
         let sim = run_cristian(&spec, params.clone(), &faults, 32_000);
-        let (count, over) = cristian_bound_check(&sim, &spec, &params, &[(jumped, 22_000_000_000)]);
+        let jumps = [(jumped, 22_000_000_000), (1, 23_000_000_000)];
+        let (count, over) = cristian_bound_check(&sim, &spec, &params, &jumps);
         assert_eq!(over, 0, "seed {seed}: readings beyond rtt/2 + drift since the sample");
         assert!(count > 800, "seed {seed}: clients synchronised ({count} readings checked)");
         checked += count;
         let readings = clocks::clock_readings(sim.history());
-        for reading in readings.iter().filter(|r| r.node != 0) {
-            if reading.rounds > 0 {
-                synced_abs_ms += reading.error_ns.abs() as f64 / 1e6;
-                synced_count += 1;
-            } else {
-                unsynced_abs_ms += reading.error_ns.abs() as f64 / 1e6;
-                unsynced_count += 1;
-            }
+        for reading in readings.iter().filter(|r| r.node != 0 && r.rounds == 0) {
+            unsynced_abs_ms += reading.error_ns.abs() as f64 / 1e6;
+            unsynced_count += 1;
         }
-        // The jumped clock is pulled back by its next round.
-        let after_jump = readings.iter().filter(|r| r.node == jumped && r.time_ns > 25_000_000_000);
-        assert!(after_jump.clone().count() > 0 && after_jump.into_iter().all(|r| r.error_ns.abs() < 10_000_000));
+        // Synchronised readings, less those a clock jump voided until the next round.
+        for (reading, _) in readings_with_last_sync(sim.history(), &jumps).iter().filter(|(r, _)| r.node != 0) {
+            synced_abs_ms += reading.error_ns.abs() as f64 / 1e6;
+            synced_count += 1;
+        }
+        // The jumped clocks are pulled back by their next round.
+        for node in [jumped, 1] {
+            let after_jump: Vec<_> = readings.iter().filter(|r| r.node == node && r.time_ns > 25_500_000_000).collect();
+            assert!(!after_jump.is_empty(), "seed {seed}");
+            // n2 sits behind a 40 ms latency spike from 26 s: rtt/2 is up to 50 ms then.
+            assert!(
+                after_jump.iter().all(|r| r.error_ns.abs() < 60_000_000),
+                "seed {seed}: n{} back in sync",
+                node + 1
+            );
+        }
         // The restarted client lost its correction and got it back.
         let restarted = sim.node(NodeId(4)).expect("up").clock();
         assert!(restarted.rounds > 0, "seed {seed}: the restarted client synchronised again");
@@ -404,8 +414,19 @@ fn berkeley_keeps_clocks_within_max_rtt_of_each_other_across_100_seeds_with_faul
             (17_000, Fault::Restart { node: NodeId(3) }),
             (18_000, Fault::LatencySpike { node: Some(NodeId(4)), extra_ns: 30_000_000 }),
             (22_000, Fault::LatencySpikeEnd { node: Some(NodeId(4)) }),
+            (24_000, Fault::ClockJump { node: NodeId(5), by_ns: -400_000_000 }),
         ];
         let sim = run_berkeley(&spec, params.clone(), &faults, 30_000);
+        // n6's clock steps back 400 ms at 24 s: it is off until the master's next adjustment.
+        let jump_ns = 24_000_000_000;
+        let readjusted_ns = clocks::sync_events(sim.history())
+            .iter()
+            .filter(|e| e.node == 5 && e.time_ns > jump_ns)
+            .map(|e| e.time_ns)
+            .min()
+            .unwrap_or_else(|| panic!("seed {seed}: n6 is adjusted after its jump"));
+        assert!(readjusted_ns < jump_ns + 5_000_000_000, "seed {seed}: within a couple of rounds");
+        let jumped = |r: &ClockReading| r.node == 5 && (jump_ns..readjusted_ns).contains(&r.time_ns);
         let initial = berkeley::clocks(&spec, &params);
         let offsets: Vec<i64> = initial.iter().map(|c| c.local_at(SimTime::ZERO).as_nanos()).collect();
         initial_spread_ms += (offsets.iter().max().expect("nodes") - offsets.iter().min().expect("nodes")) as f64 / 1e6;
@@ -414,7 +435,7 @@ fn berkeley_keeps_clocks_within_max_rtt_of_each_other_across_100_seeds_with_faul
         // adjusted: the spread is bounded by the estimates' error (rtt/2 each, rtt ≤ max_rtt) plus
         // what two clocks drift apart while one misses rounds (isolated for 5 s: 2 × 100 ppm × 7 s).
         let bound_ms = params.max_rtt_ms as f64 + 2.0 * 100e-6 * 7_000.0;
-        let after: Vec<_> = clocks::error_windows(&readings, 1_000_000_000, |_| false)
+        let after: Vec<_> = clocks::error_windows(&readings, 1_000_000_000, jumped)
             .into_iter()
             .filter(|w| w.start_ns >= 5_000_000_000)
             .collect();
@@ -426,7 +447,9 @@ fn berkeley_keeps_clocks_within_max_rtt_of_each_other_across_100_seeds_with_faul
                 "seed {seed}: spread {spread_ms} ms at {} s",
                 window.start_ns / 1_000_000_000
             );
-            assert!(window.nodes >= nodes - 1, "seed {seed}: at most the restarted node is unsynchronised");
+            // The restarted node is unsynchronised until its next round (and, rarely, a node that
+            // lost its first rounds to the 2% loss): the spread is over most of the nodes.
+            assert!(window.nodes >= nodes - 2, "seed {seed}: {} synchronised nodes", window.nodes);
             worst_spread_ms = worst_spread_ms.max(spread_ms);
             mean_spread_ms += spread_ms;
             windows += 1;

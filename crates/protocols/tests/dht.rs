@@ -1,8 +1,10 @@
 //! Chord: after joins and stabilization every lookup finds the true owner; hop counts grow like
-//! log N; under churn (crashes and rejoins) lookups keep succeeding and are correct again once the
-//! ring has stabilized; the never-fixed-fingers bug shows as linear hop counts.
+//! log N; under churn (crashes and rejoins) lookups keep succeeding, and once the ring has
+//! stabilized none names a wrong owner or lacks a route (only lost messages can still time one out);
+//! a one-strike failure detector names wrong owners under loss; the never-fixed-fingers bug shows as
+//! linear hop counts.
 
-use detsim_core::{Fault, LatencyDist, NodeId, SimTime, Simulation};
+use detsim_core::{EventType, Fault, LatencyDist, NodeId, SimTime, Simulation};
 use detsim_protocols::dht::{self, ChordNode, ChordParams};
 use detsim_protocols::{ClusterSpec, WorkloadKind, WorkloadSpec};
 
@@ -87,6 +89,8 @@ struct ChurnRun {
     after: usize,
     after_wrong: usize,
     after_failed: usize,
+    /// Failures after stabilization that were not timeouts (a routing loop or dead end).
+    after_routing_failures: usize,
     after_mean_hops: f64,
 }
 
@@ -115,12 +119,20 @@ fn churn_run(seed: u64, params: &ChordParams) -> ChurnRun {
     let churn: Vec<_> = records.iter().filter(|r| r.invoked_ns < 8_000_000_000).collect();
     // Three seconds after the last fault the ring has stabilized.
     let (after_mean_hops, after, after_wrong, after_failed) = lookup_figures(&sim, seed, &live, 8_500);
+    let after_routing_failures = sim
+        .history()
+        .events
+        .iter()
+        .filter(|e| e.f == "lookup" && e.kind == EventType::Fail && e.time_ns >= 8_500_000_000)
+        .filter(|e| e.error.as_deref() != Some("timed-out"))
+        .count();
     ChurnRun {
         during: churn.len(),
         during_failed: churn.iter().filter(|r| r.result.is_none()).count(),
         after,
         after_wrong,
         after_failed,
+        after_routing_failures,
         after_mean_hops,
     }
 }
@@ -128,23 +140,29 @@ fn churn_run(seed: u64, params: &ChordParams) -> ChurnRun {
 #[test]
 fn lookups_survive_churn_and_are_correct_after_stabilization_across_100_seeds() {
     let params = ChordParams { lookups_start_ms: 2_000, ..ChordParams::default() };
-    let (mut during, mut during_failed, mut after, mut hops_after) = (0, 0, 0, 0.0);
+    let (mut during, mut during_failed, mut after, mut after_failed, mut hops_after) = (0, 0, 0, 0, 0.0);
     for seed in 0..100u64 {
         let figures = churn_run(seed, &params);
         assert!(figures.after > 100, "seed {seed}: lookups ran after churn");
-        assert_eq!((figures.after_wrong, figures.after_failed), (0, 0), "seed {seed}: lookups after stabilization");
+        // Safety: once the ring has stabilized no lookup names a wrong owner, and none fails for
+        // want of a route. The 1% loss goes on, so a lookup can still time out: it takes
+        // `max_retries + 1` lost messages within one lookup.
+        assert_eq!(figures.after_wrong, 0, "seed {seed}: wrong owners after stabilization");
+        assert_eq!(figures.after_routing_failures, 0, "seed {seed}: routing failures after stabilization");
         during += figures.during;
         during_failed += figures.during_failed;
         after += figures.after;
+        after_failed += figures.after_failed;
         hops_after += figures.after_mean_hops;
     }
     let failure_rate = during_failed as f64 / during as f64;
     eprintln!(
-        "chord N=16 churn: {during} lookups during churn, {:.2}% failed; {after} after, all correct, mean hops {:.2}",
+        "chord N=16 churn: {during} lookups during churn, {:.2}% failed; {after} after, none wrong, {after_failed} timed out, mean hops {:.2}",
         failure_rate * 100.0,
         hops_after / 100.0
     );
     assert!(failure_rate < 0.05, "successor lists and retries keep lookups working: {failure_rate}");
+    assert!(after_failed * 1_000 <= after, "timeouts after stabilization are rare: {after_failed} of {after}");
 }
 
 #[test]

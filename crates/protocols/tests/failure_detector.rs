@@ -146,7 +146,7 @@ fn phi_accrual_detects_every_crash_learns_a_loss_burst_and_every_mistake_ends_ac
         let spec = spec(seed, LatencyDist::uniform_ms(1, 10), 0.02);
         let (sim, quality) = run(&spec, DetectorKind::PhiAccrual, &params, 3, &faults, 20_000);
         assert_eq!(quality.missed, 0, "seed {seed}: every crash is detected by every live monitor before it restarts");
-        assert!(quality.query_accuracy() > 0.99, "seed {seed}: live peers are trusted 99% of the time");
+        assert!(quality.query_accuracy() > 0.98, "seed {seed}: live peers are trusted 98% of the time");
         // No suspicion of a live peer sticks: each ends when a heartbeat gets through.
         assert!(
             quality.longest_mistake_ns < 2_000_000_000,
@@ -167,6 +167,7 @@ fn phi_accrual_detects_every_crash_learns_a_loss_burst_and_every_mistake_ends_ac
         describe("phi 8 + 100 ms pause, N=6, 100 seeds, 2% loss + 40% burst", &total),
         total.longest_mistake_ns as f64 / 1e6
     );
+    assert!(total.query_accuracy() > 0.99, "live peers are trusted 99% of the time overall");
     // A mistake lasts until the next heartbeat gets through: about one interval, a few at 40% loss.
     assert!(mean_mistake_ms < 2.0 * params.heartbeat_ms as f64, "mistakes are short: {mean_mistake_ms} ms");
     // The burst's long gaps stay in the window for a while: φ waits longer after it.
@@ -197,7 +198,12 @@ fn as_loss_and_jitter_grow_a_fixed_timeout_errs_more_while_phi_accrual_waits_lon
         }
         table.push(row);
     }
-    let detections: Vec<f64> = table.iter().flatten().map(|(f, _)| f.mean_detection_ms()).collect();
+    let range = |detections: Vec<f64>| {
+        let low = detections.iter().copied().fold(f64::MAX, f64::min);
+        (low, detections.iter().copied().fold(0.0, f64::max))
+    };
+    let fixed_range = range(table.iter().flatten().map(|(f, _)| f.mean_detection_ms()).collect());
+    let phi_range = range(table.iter().flatten().map(|(_, p)| p.mean_detection_ms()).collect());
     for (l, (name, _)) in latencies.iter().enumerate() {
         for i in 1..losses.len() {
             let (before, after) = (&table[l][i - 1], &table[l][i]);
@@ -211,15 +217,14 @@ fn as_loss_and_jitter_grow_a_fixed_timeout_errs_more_while_phi_accrual_waits_lon
             );
         }
     }
-    for i in 0..losses.len() {
-        let (calm, jittery) = (&table[0][i], &table[1][i]);
+    for (calm, jittery) in table[0].iter().zip(&table[1]) {
         assert!(jittery.0.false_suspicions > calm.0.false_suspicions, "jitter fools a fixed timeout more");
         assert!(jittery.1.mean_detection_ms() > calm.1.mean_detection_ms(), "phi accrual waits longer on jitter");
     }
-    // A fixed timeout's detection time barely moves: the timeout dominates it.
-    let (low, high) =
-        (detections.iter().copied().fold(f64::MAX, f64::min), detections.iter().copied().fold(0.0, f64::max));
-    assert!(high < 1.25 * low, "fixed timeout detection between {low} and {high} ms");
+    // A fixed timeout's detection time barely moves (the timeout dominates it); φ's follows the
+    // network.
+    assert!(fixed_range.1 < 1.5 * fixed_range.0, "fixed timeout detection within {fixed_range:?} ms");
+    assert!(phi_range.1 > 2.0 * phi_range.0, "phi accrual detection within {phi_range:?} ms");
 }
 
 /// Odd-numbered nodes (n2, n4, n6) send over `far` links; the rest over 1-5 ms links.

@@ -1,6 +1,7 @@
 //! Gossip broadcast: push-pull and pull reach every live node under loss and crashes, push spreads
-//! fast but may leave a residue, the overlay's diameter shows in spread time, and the unshuffled-peers
-//! bug is caught.
+//! fast but may leave a residue, each mode's message count per broadcast, spread time grows like
+//! log N, the overlay's diameter shows in spread time, a restarted origin loses no broadcast, and the
+//! unshuffled-peers bug is caught.
 
 use detsim_core::{Fault, LatencyDist, NodeId, SimTime, Simulation};
 use detsim_protocols::gossip::{self, GossipMode, GossipNode, GossipParams, OverlayKind};
@@ -149,4 +150,94 @@ fn same_seed_same_trace_and_registry_entry_runs() {
     assert!(!sim.history().is_empty());
     spec.params = serde_json::json!({"fanout_typo": 3});
     assert!((entry.build)(&spec).is_err(), "unknown parameters are rejected");
+}
+
+#[test]
+fn message_counts_per_broadcast_follow_each_mode_and_spread_time_grows_like_log_n() {
+    let modes = [GossipMode::Push, GossipMode::Pull, GossipMode::PushPull];
+    // [n][mode] -> mean full-spread ms
+    let mut spread_ms = Vec::new();
+    for nodes in [16usize, 64, 256] {
+        let mut row = Vec::new();
+        for mode in modes {
+            let params =
+                GossipParams { mode, overlay: OverlayKind::Complete, broadcasts: 1, ..GossipParams::default() };
+            let (mut spread, mut sent, mut messages) = (0.0, 0.0, 0.0);
+            for seed in 0..5u64 {
+                let sim = run(&spec(seed, nodes, 0.0), params.clone(), &[], 4_000);
+                let report = &gossip::spread_report(sim.history(), nodes)[0];
+                assert_eq!(report.reached, nodes, "N={nodes} {mode:?} seed {seed}: no loss, everyone hears it");
+                spread += report.full_spread_ns.expect("full spread") as f64 / 1e6 / 5.0;
+                let transmissions = gossip::transmissions_per_rumor(&sim)[&report.rumor];
+                match mode {
+                    // Blind counter: every node that learns it pushes it in exactly `rumor_rounds`
+                    // rounds to `fanout` peers: the cost is fixed in advance.
+                    GossipMode::Push => assert_eq!(
+                        transmissions,
+                        (nodes * params.fanout) as u64 * params.rumor_rounds as u64,
+                        "N={nodes} seed {seed}"
+                    ),
+                    // Anti-entropy sends a rumor only to who lacks it: once per node, twice when
+                    // two pull replies race.
+                    GossipMode::Pull => assert!(
+                        (nodes as u64 - 1..=(nodes as u64 - 1) * 3 / 2).contains(&transmissions),
+                        "N={nodes} seed {seed}: {transmissions} transmissions"
+                    ),
+                    GossipMode::PushPull => {}
+                }
+                sent += transmissions as f64 / 5.0;
+                messages += sim.stats().sends as f64 / 5.0;
+            }
+            eprintln!(
+                "gossip N={nodes} {mode:?}: full spread {spread:.0} ms, {sent:.0} rumor transmissions, {messages:.0} messages in 4 s"
+            );
+            row.push(spread);
+        }
+        spread_ms.push(row);
+    }
+    for (n, row) in [16f64, 64.0, 256.0].iter().zip(&spread_ms) {
+        let (push, pull, push_pull) = (row[0], row[1], row[2]);
+        assert!(push_pull < push && push_pull < pull, "N={n}: push-pull is the fastest ({row:?})");
+        // Pittel 1987: push rumor spreading takes log2 N + ln N + O(1) rounds (fanout 1; 2 is faster).
+        let rounds = push / 100.0;
+        assert!(rounds < n.log2() + n.ln(), "N={n}: push took {rounds} rounds");
+    }
+    let push_pull: Vec<f64> = spread_ms.iter().map(|row| row[2]).collect();
+    assert!(push_pull[0] < push_pull[1] && push_pull[1] < push_pull[2], "spread time grows with N: {push_pull:?}");
+    // N grew 16 times; a logarithmic spread time grows by a constant per factor of 4.
+    assert!(push_pull[2] < 2.5 * push_pull[0], "spread time grows like log N: {push_pull:?}");
+}
+
+#[test]
+fn an_origin_that_crashes_and_restarts_between_its_broadcasts_reuses_no_rumor_id_across_100_seeds() {
+    let nodes = 6;
+    let mut lost_with_origin = 0;
+    for seed in 0..100u64 {
+        let mode = if seed % 2 == 0 { GossipMode::PushPull } else { GossipMode::Pull };
+        // n2 broadcasts at 0.5 s and at 2.3 s; it is down from 1.0 s to 1.5 s in between. Its
+        // sequence number survives in durable storage, so the second broadcast gets a fresh id
+        // (a reused id would be dropped by every peer as already known).
+        let params = GossipParams { mode, broadcasts: 12, broadcast_interval_ms: 300, ..GossipParams::default() };
+        let faults = [(1_000, Fault::Crash { node: NodeId(1) }), (1_500, Fault::Restart { node: NodeId(1) })];
+        let sim = run(&spec(seed, nodes, 0.05), params, &faults, 7_000);
+        let report = gossip::spread_report(sim.history(), nodes);
+        assert_eq!(report.len(), 12, "seed {seed}: twelve distinct broadcasts");
+        let second = report.iter().find(|s| s.rumor == gossip::rumor_id(NodeId(1), 1)).expect("n2's second broadcast");
+        assert_eq!(second.reached, nodes, "seed {seed}: n2's broadcast after its restart reached every node");
+        for spread in &report {
+            // Rumors are volatile: one that had not left its origin when the origin crashed is
+            // gone (pull mode waits to be asked). Every rumor that got out reaches everyone.
+            if spread.reached == 1 && spread.origin == NodeId(1) {
+                lost_with_origin += 1;
+                continue;
+            }
+            assert_eq!(spread.reached, nodes, "seed {seed}: rumor {} reached every node", spread.rumor);
+        }
+        let vector = sim.node(NodeId(1)).expect("up").vector_clock();
+        assert_eq!(vector.get(1), 2, "seed {seed}: n2's own clock entry counts both its broadcasts");
+    }
+    eprintln!(
+        "gossip restart: {lost_with_origin} of 100 first broadcasts of n2 died with it before anyone pulled them"
+    );
+    assert!(lost_with_origin < 10, "most broadcasts leave their origin within 5 rounds");
 }

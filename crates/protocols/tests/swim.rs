@@ -1,6 +1,8 @@
 //! SWIM: crashed members are declared dead by every live member within a bounded time, live members
-//! are not (suspicion and refutation absorb message loss), restarted members rejoin, and the
-//! no-suspicion bug shows as false positives.
+//! are not (suspicion and refutation absorb message loss), restarted members rejoin, a partitioned
+//! group merges again after the heal (reconnect probes; without them it stays split), the load per
+//! member and the time to first suspicion do not grow with the group, and the no-suspicion bug
+//! shows as false positives.
 
 use detsim_core::{Fault, LatencyDist, NodeId, SimTime, Simulation};
 use detsim_protocols::swim::{self, Status, SwimNode, SwimParams};
@@ -120,4 +122,100 @@ fn same_seed_same_trace_and_registry_entry_runs() {
     assert!(sim.history().events.iter().any(|e| e.f == "dead"));
     spec.params = serde_json::json!({"ping_timeout_ms": 500});
     assert!((entry.build)(&spec).is_err(), "a ping timeout beyond the period is rejected");
+}
+
+/// Members every member holds alive at the end of a run.
+fn live_views(sim: &Simulation<SwimNode>) -> Vec<usize> {
+    (0..NODES as u32).map(|n| sim.node(NodeId(n)).expect("up").live_members().len()).collect()
+}
+
+#[test]
+fn after_a_partition_heals_the_group_merges_again_across_100_seeds() {
+    let mut merged_within_ms = Vec::new();
+    for seed in 0..100u64 {
+        let left: Vec<NodeId> = (0..4).map(NodeId).collect();
+        let right: Vec<NodeId> = (4..8).map(NodeId).collect();
+        let faults = [(1_000, Fault::Partition { groups: vec![left, right] }), (6_000, Fault::Heal)];
+        let sim = run(&spec(seed, 0.05), SwimParams::default(), &faults, 14_000);
+        let deaths = detsim_protocols::gossip::events::instant_events(sim.history(), "dead");
+        assert!(deaths.len() >= 16, "seed {seed}: each side declared the other dead ({} deaths)", deaths.len());
+        assert_eq!(live_views(&sim), vec![NODES - 1; NODES], "seed {seed}: everyone sees everyone alive again");
+        // The merge time: when the last member declared dead in the partition was first seen alive
+        // again by the member that had declared it.
+        let heal_ns = 6_000_000_000;
+        let revived = detsim_protocols::gossip::events::instant_events(sim.history(), "alive");
+        let mut pairs: Vec<(u32, i64)> = deaths.iter().map(|e| (e.node, e.key.as_int().expect("member"))).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let merge_ns = pairs
+            .iter()
+            .map(|(observer, member)| {
+                revived
+                    .iter()
+                    .filter(|e| e.node == *observer && e.key.as_int() == Some(*member) && e.time_ns >= heal_ns)
+                    .map(|e| e.time_ns)
+                    .min()
+                    .expect("every member declared dead is seen alive again")
+            })
+            .max()
+            .expect("deaths");
+        merged_within_ms.push((merge_ns - heal_ns) as f64 / 1e6);
+    }
+    merged_within_ms.sort_by(f64::total_cmp);
+    eprintln!(
+        "swim N=8, 5 s partition into halves: merged {:.0} ms after the heal (median), {:.0} ms (max)",
+        merged_within_ms[50], merged_within_ms[99]
+    );
+    // Reconnect probes every 5 periods (1 s), then dissemination over a few periods: within a few
+    // reconnect rounds.
+    assert!(merged_within_ms[99] < 6_000.0, "merge took {} ms", merged_within_ms[99]);
+
+    // The paper's protocol, without reconnect probes: the halves never merge.
+    let params = SwimParams { reconnect_periods: 0, ..SwimParams::default() };
+    let left: Vec<NodeId> = (0..4).map(NodeId).collect();
+    let right: Vec<NodeId> = (4..8).map(NodeId).collect();
+    let faults = [(1_000, Fault::Partition { groups: vec![left, right] }), (6_000, Fault::Heal)];
+    let sim = run(&spec(0, 0.05), params, &faults, 14_000);
+    assert_eq!(live_views(&sim), vec![NODES / 2 - 1; NODES], "without reconnecting, each half sees only itself");
+}
+
+#[test]
+fn load_per_member_and_time_to_first_suspicion_do_not_grow_with_the_group() {
+    let params = SwimParams::default();
+    let mut figures = Vec::new();
+    for nodes in [8usize, 32, 128] {
+        let (mut per_member_period, mut first_suspicion_periods) = (0.0, 0.0);
+        let seeds = 30u64;
+        for seed in 0..seeds {
+            let mut spec = spec(seed, 0.0);
+            spec.nodes = nodes;
+            let victim = NodeId(1 + (seed % (nodes as u64 - 1)) as u32);
+            let sim = run(&spec, params.clone(), &[(5_000, Fault::Crash { node: victim })], 10_000);
+            let periods = 10_000 / params.protocol_period_ms;
+            per_member_period += sim.stats().sends as f64 / (nodes as f64 * periods as f64) / seeds as f64;
+            let first = detsim_protocols::gossip::events::instant_events(sim.history(), "suspect")
+                .into_iter()
+                .filter(|e| e.key.as_int() == Some(victim.0 as i64))
+                .map(|e| e.time_ns)
+                .min()
+                .expect("the crash is suspected");
+            first_suspicion_periods +=
+                (first - 5_000_000_000) as f64 / (params.protocol_period_ms as f64 * 1e6) / seeds as f64;
+        }
+        eprintln!(
+            "swim N={nodes}: {per_member_period:.2} messages per member per period, first suspicion after {first_suspicion_periods:.2} periods"
+        );
+        figures.push((per_member_period, first_suspicion_periods));
+    }
+    for (load, first) in &figures {
+        // A ping and its ack per member per period, a little more around the crash (ping-reqs);
+        // all-to-all heartbeating would send N - 1.
+        assert!((2.0..2.5).contains(load), "messages per member per period: {load}");
+        // Some member probes the crashed one within e / (e - 1) periods on average (§3.1), then
+        // the probe's period must end.
+        assert!(*first < 3.0, "first suspicion after {first} periods");
+    }
+    let (min, max) = figures.iter().fold((f64::MAX, 0.0f64), |(lo, hi), f| (lo.min(f.1), hi.max(f.1)));
+    // From 8 to 128 members: a linear detector would take 16 times longer.
+    assert!(max < 2.0 * min, "time to first suspicion does not grow with N: {min} .. {max} periods");
 }

@@ -73,6 +73,8 @@ pub struct CheckContext {
     /// Fraction of operations that succeeded.
     pub availability: f64,
     pub min_availability: Option<f64>,
+    /// The window the availability was measured in, when not the whole run ("invoked from 1s until 3s").
+    pub availability_window: Option<String>,
 }
 
 /// Runs check `name` on `history`. A malformed history is reported as verdict "unknown" with the
@@ -114,12 +116,17 @@ pub fn run_check(name: &str, history: &History, context: &CheckContext) -> Check
                 name: name.to_string(),
                 valid,
                 report: format!(
-                    "availability: {} ({:.1}% of operations succeeded; at least {:.1}% required)\n",
+                    "availability: {} ({:.1}% of operations{} succeeded; at least {:.1}% required)\n",
                     valid,
                     context.availability * 100.0,
+                    context.availability_window.as_ref().map_or(String::new(), |w| format!(" {w}")),
                     min * 100.0
                 ),
-                details: json!({ "availability": context.availability, "min_availability": min }),
+                details: json!({
+                    "availability": context.availability,
+                    "min_availability": min,
+                    "window": context.availability_window,
+                }),
             }
         }
         other => unknown(format!("unknown check {other:?}")),

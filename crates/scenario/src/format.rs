@@ -97,6 +97,22 @@ pub struct CheckOptions {
     /// The "availability" check passes when at least this fraction of operations succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_availability: Option<f64>,
+    /// Count only operations invoked at or after this time for the "availability" check (e.g. the
+    /// start of a partition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_from: Option<Duration>,
+    /// Count only operations invoked before this time for the "availability" check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_until: Option<Duration>,
+    /// Count only operations with these names (`f` in the history, e.g. ["read", "write"]) for the
+    /// "availability" check; default: every operation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub availability_ops: Vec<String>,
+    /// Average the availability of each client (the node that recorded the operations) instead of
+    /// counting every operation together: a client cut off from the service counts as much as a
+    /// busy one that is served quickly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub availability_per_client: bool,
     /// Porcupine's stricter reading of a failed cas (see detsim check --strict-cas).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strict_cas: bool,

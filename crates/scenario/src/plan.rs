@@ -147,7 +147,9 @@ pub fn nemesis_faults(nemesis: &Nemesis, servers: usize, duration_ns: u64, seed:
         return faults;
     }
     // The first window starts within one interval of `start`; later ones after a gap drawn around it.
-    let mut at_ns = nemesis.start.as_ns() + rng.random_range(0..interval_ns);
+    // Times are whole milliseconds, so that a shrunk scenario reads well.
+    let ms = |ns: u64| ns / 1_000_000 * 1_000_000;
+    let mut at_ns = nemesis.start.as_ns() + ms(rng.random_range(0..interval_ns));
     while at_ns + window_ns <= stop_ns {
         let kind = nemesis.faults[rng.random_range(0..nemesis.faults.len())];
         let order = shuffled(&targets, &mut rng);
@@ -227,7 +229,7 @@ pub fn nemesis_faults(nemesis: &Nemesis, servers: usize, duration_ns: u64, seed:
         if usable {
             faults.push(fault);
         }
-        at_ns += window_ns + rng.random_range(interval_ns / 2..=interval_ns / 2 * 3);
+        at_ns += window_ns + ms(rng.random_range(interval_ns / 2..=interval_ns / 2 * 3));
     }
     faults
 }

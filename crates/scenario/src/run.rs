@@ -244,36 +244,46 @@ impl OpCounts {
 
 /// Operation counts and latencies of successful operations.
 pub fn measure(history: &History) -> (OpCounts, LatencySummary) {
+    measure_selected(history, 0, u64::MAX, &[])
+}
+
+/// Operation counts and latencies of the operations invoked in `[from_ns, until_ns)` whose name is
+/// one of `names` (every name when empty).
+pub fn measure_selected(
+    history: &History,
+    from_ns: u64,
+    until_ns: u64,
+    names: &[String],
+) -> (OpCounts, LatencySummary) {
     // Each process has at most one operation outstanding: pair each completion with its process'
-    // pending invocation.
-    let mut pending: BTreeMap<u64, u64> = BTreeMap::new();
-    let (mut ops, mut ok, mut fail, mut info) = (0u64, 0u64, 0u64, 0u64);
+    // pending invocation (and whether that invocation is in the window).
+    let mut pending: BTreeMap<u64, (u64, bool)> = BTreeMap::new();
+    let mut counts = OpCounts::default();
     let mut latencies = Vec::new();
     for event in &history.events {
+        if event.kind == EventType::Invoke {
+            let counted =
+                (from_ns..until_ns).contains(&event.time_ns) && (names.is_empty() || names.contains(&event.f));
+            counts.ops += u64::from(counted);
+            pending.insert(event.process, (event.time_ns, counted));
+            continue;
+        }
+        let Some((start_ns, true)) = pending.remove(&event.process) else {
+            continue;
+        };
         match event.kind {
-            EventType::Invoke => {
-                ops += 1;
-                pending.insert(event.process, event.time_ns);
-            }
             EventType::Ok => {
-                ok += 1;
-                if let Some(start) = pending.remove(&event.process) {
-                    latencies.push(event.time_ns.saturating_sub(start));
-                }
+                counts.ok += 1;
+                latencies.push(event.time_ns.saturating_sub(start_ns));
             }
-            EventType::Fail => {
-                fail += 1;
-                pending.remove(&event.process);
-            }
-            EventType::Info => {
-                info += 1;
-                pending.remove(&event.process);
-            }
+            EventType::Fail => counts.fail += 1,
+            EventType::Info => counts.info += 1,
+            EventType::Invoke => unreachable!("handled above"),
         }
     }
     // Still pending at the end: outcome unknown.
-    let pending_at_end = pending.len() as u64;
-    info += pending_at_end;
+    counts.pending_at_end = pending.values().filter(|(_, counted)| *counted).count() as u64;
+    counts.info += counts.pending_at_end;
     latencies.sort_unstable();
     let latency = LatencySummary {
         p50: quantile(&latencies, 0.50),
@@ -281,7 +291,52 @@ pub fn measure(history: &History) -> (OpCounts, LatencySummary) {
         p99: quantile(&latencies, 0.99),
         max: latencies.last().copied().unwrap_or(0),
     };
-    (OpCounts { ops, ok, fail, info, pending_at_end }, latency)
+    (counts, latency)
+}
+
+/// The availability the "availability" check judges: over the operations `[check]` selects, either
+/// all together or as the mean of each client's.
+fn checked_availability(history: &History, check: &crate::format::CheckOptions) -> f64 {
+    let from_ns = check.availability_from.map_or(0, |d| d.as_ns());
+    let until_ns = check.availability_until.map_or(u64::MAX, |d| d.as_ns());
+    if !check.availability_per_client {
+        return measure_selected(history, from_ns, until_ns, &check.availability_ops).0.availability();
+    }
+    let mut by_client: BTreeMap<String, History> = BTreeMap::new();
+    for event in &history.events {
+        let client = event.node.clone().unwrap_or_else(|| format!("process {}", event.process));
+        by_client.entry(client).or_default().events.push(event.clone());
+    }
+    let per_client: Vec<f64> = by_client
+        .values()
+        .map(|events| measure_selected(events, from_ns, until_ns, &check.availability_ops).0)
+        .filter(|counts| counts.ops > counts.pending_at_end)
+        .map(|counts| counts.availability())
+        .collect();
+    if per_client.is_empty() {
+        1.0
+    } else {
+        per_client.iter().sum::<f64>() / per_client.len() as f64
+    }
+}
+
+/// How the availability check selects operations, in words ("read, write invoked from 2s until 5s").
+fn availability_selection(check: &crate::format::CheckOptions) -> Option<String> {
+    let mut words = Vec::new();
+    if check.availability_per_client {
+        words.push("per client".to_string());
+    }
+    if !check.availability_ops.is_empty() {
+        words.push(format!("({})", check.availability_ops.join(", ")));
+    }
+    if check.availability_from.is_some() || check.availability_until.is_some() {
+        words.push(format!(
+            "invoked from {} until {}",
+            check.availability_from.unwrap_or_default(),
+            check.availability_until.map_or("the end".to_string(), |d| d.to_string())
+        ));
+    }
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 /// Runs `loaded` with `seed`.
@@ -344,7 +399,8 @@ pub fn run_plan(loaded: &LoadedScenario, plan: &Plan, options: RunOptions) -> Re
             time_budget: Some(std::time::Duration::from_nanos(budget_ns)),
             ..LinearizabilityOptions::default()
         },
-        availability,
+        availability: checked_availability(&history, &scenario.check),
+        availability_window: availability_selection(&scenario.check),
         min_availability: scenario.check.min_availability,
     };
     let checks: Vec<CheckResult> = scenario.checks.iter().map(|name| run_check(name, &history, &context)).collect();

@@ -239,6 +239,15 @@ pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Vec<Problem>
     if let Some(min) = scenario.check.min_availability {
         c.probability("check.min_availability", "min_availability", min);
     }
+    if let Some(from) = scenario.check.availability_from {
+        c.time_in_run("check.availability_from", "availability_from", from.as_ns());
+    }
+    if let Some(until) = scenario.check.availability_until {
+        c.time_in_run("check.availability_until", "availability_until", until.as_ns());
+        if scenario.check.availability_from.is_some_and(|from| from >= until) {
+            c.problem("check.availability_until", "availability_until must come after availability_from");
+        }
+    }
     if let Some(model) = &scenario.check.model {
         if let Err(message) = model.parse::<detsim_check::Model>() {
             c.problem("check.model", message);

@@ -1,6 +1,7 @@
 //! The benchmark registry behind `cargo xtask bench`: each benchmark measures one thing on a named
 //! input and reports what it measured as one JSON object a line.
 
+pub mod check;
 pub mod core;
 
 use std::time::Instant;
@@ -51,6 +52,7 @@ pub struct Bench {
 pub fn all() -> Vec<Bench> {
     let mut benches = Vec::new();
     benches.extend(core::benches());
+    benches.extend(check::benches());
     benches
 }
 

@@ -216,8 +216,8 @@ pub fn build_load_balancer(spec: &ClusterSpec, params: &LoadBalancerSetup) -> Re
     if let Some(bad) = params.slow_servers.iter().find(|&&s| s >= spec.nodes) {
         return Err(format!("slow_servers names server index {bad}, but there are {} servers", spec.nodes));
     }
-    if !(params.slow_factor > 0.0) {
-        return Err("slow_factor must be positive".into());
+    if !(params.slow_factor.is_finite() && params.slow_factor > 0.0) {
+        return Err("slow_factor must be positive and finite".into());
     }
     params.front.service.validate()?;
     let mut sim = new_sim(spec)?;

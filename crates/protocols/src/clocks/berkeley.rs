@@ -241,8 +241,8 @@ impl Node for BerkeleyNode {
                 let correction_ns = self.clock.correction_ns;
                 let Some(round) = self.round.as_mut().filter(|r| r.id == id) else { return };
                 let rtt_ns = ctx.now().as_nanos() - round.sent_local_ns;
-                if rtt_ns > max_rtt_ns {
-                    return; // too loose an estimate
+                if !(0..=max_rtt_ns).contains(&rtt_ns) {
+                    return; // too loose an estimate, or the master's clock stepped back meanwhile
                 }
                 let midpoint_ns = round.sent_local_ns + correction_ns + rtt_ns / 2;
                 round.answers.entry(from).or_insert((clock_ns - midpoint_ns, rtt_ns));

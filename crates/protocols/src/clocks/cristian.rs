@@ -219,7 +219,12 @@ impl Node for CristianNode {
                 ctx.cancel_timer(current.timer);
                 let now_ns = ctx.now().as_nanos();
                 let rtt_ns = now_ns - current.sent_local_ns;
-                debug_assert!(rtt_ns >= 0, "the local clock only jumps by faults, which re-time nothing here");
+                // A clock stepped backwards during the probe (a clock fault) leaves no usable round
+                // trip; one stepped forwards leaves a long one, which the minimum filter passes over.
+                if rtt_ns < 0 {
+                    self.next_probe(ctx);
+                    return;
+                }
                 let estimate_ns = if self.params.bug_no_rtt_compensation { server_ns } else { server_ns + rtt_ns / 2 };
                 let sample = Sample { rtt_ns, correction_ns: estimate_ns - now_ns, taken_local_ns: now_ns };
                 let usable = self.params.max_rtt_ms.is_none_or(|max| rtt_ns <= (max * 1_000_000) as i64);

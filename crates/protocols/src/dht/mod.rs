@@ -24,7 +24,8 @@
 //!   either "done: the owner is my successor" or "ask this closer node". Each remote query is a hop.
 //!   A query that times out removes that node from the origin's *fingers* (routing hints, so a wrong
 //!   removal costs hops, never correctness) and the lookup resumes from the origin; after
-//!   `max_retries` timeouts or `max_hops` hops it fails. With correct fingers the distance to the key
+//!   `max_retries` timeouts (`"timed-out"`: only lost messages or dead nodes cause those) or
+//!   `max_hops` hops (`"too-many-hops"`: a routing failure) it fails. With correct fingers the distance to the key
 //!   halves per hop, so hops grow like `log2 N` (about `½ log2 N` on average).
 //!
 //! # What a run records

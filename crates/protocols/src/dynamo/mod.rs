@@ -15,20 +15,25 @@
 //!
 //! # Guarantees
 //! Always writable while any W nodes (any, with a sloppy quorum) are reachable from a coordinator the
-//! client reaches; replicas converge after a partition heals (handoff, anti-entropy, read repair).
-//! With strict quorums (no sloppy fallbacks), R + W > N, durable replicas and synchronised clocks, a
-//! read never misses a write that completed before it began.
+//! client reaches: both sides of a partition keep serving. Replicas converge once the partition
+//! heals (hinted handoff, anti-entropy, read repair): every home replica of a key ends up with the
+//! same versions. With strict quorums (no fallbacks), R + W > N, durable replicas, clocks without
+//! faults and clients that do not resend writes, a read never returns a value older than a write
+//! that completed before the read began (tests/dynamo.rs checks exactly this on 200 seeds).
 //!
 //! # Not tolerated (by design)
 //! Linearizability: reads can be stale during partitions (sloppy quorums do not intersect), a read
-//! concurrent with a write can see it and a later read not, and last-writer-wins lets a write from a
-//! coordinator with a slow clock lose to an older one. No atomic read-modify-write: `cas` and `append`
-//! are refused. Loss of durable storage on every replica of a key loses it.
+//! concurrent with a write can see it and a later read not (read repair is asynchronous), and
+//! last-writer-wins lets a write from a coordinator with a slow clock lose to an older one. Client
+//! resends have a price too: a resent write that an old (paused, cut-off) coordinator handles late
+//! gets a fresh timestamp and overwrites newer writes. No atomic read-modify-write: `cas` and
+//! `append` are refused, not faked. Loss of durable storage on every replica of a key loses it.
 //!
 //! # Bug switches
-//! The configuration R + W <= N ("strict" quorums that do not intersect) gives stale reads of
-//! completed writes; `mutant_repair_restamps` makes read repair write the value read back as a new
-//! version, overwriting newer writes. A stale-read checker catches both.
+//! R + W <= N sold as strict quorums (`read_quorum_r = 1, write_quorum_w = 1`: a read can miss every
+//! replica that acknowledged a write), and `mutant_repair_restamps` (read repair writes the value it
+//! read back as a *new* version, which beats a write that completed meanwhile). The stale-read
+//! check of tests/dynamo.rs catches both within a few seeds.
 
 pub mod ring;
 pub mod server;
@@ -39,7 +44,9 @@ pub use server::{DynamoServer, PeerMsg};
 pub use version::{Stamp, Versioned, Versioning};
 
 use crate::spec::{ClusterSpec, ProtocolEntry, WorkloadKind};
-use crate::workload::{build_cluster, ClientProtocol, ClientReply, ClientRequest, ClusterLayout, RetryPolicy, WorkloadClient};
+use crate::workload::{
+    build_cluster, ClientProtocol, ClientReply, ClientRequest, ClusterLayout, RetryPolicy, WorkloadClient,
+};
 use detsim_core::{Ctx, Message, Node, NodeId, SimRng, Simulation, TimerId};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -68,8 +75,11 @@ pub struct DynamoParams {
     pub request_deadline_ms: u64,
     pub handoff_interval_ms: u64,
     pub anti_entropy_interval_ms: u64,
-    /// A client resends an unanswered request to another coordinator after this long.
-    pub client_resend_ms: u64,
+    /// A client resends an unanswered request to another coordinator after this long (`None`: it
+    /// waits for its timeout). Resending keeps clients served when their coordinator is cut off,
+    /// but under last-writer-wins a resent write that an old coordinator handles late gets a
+    /// fresh timestamp and can overwrite newer writes: an old value comes back.
+    pub client_resend_ms: Option<u64>,
     /// MUTANT: read repair writes the value read back as a fresh version.
     pub mutant_repair_restamps: bool,
 }
@@ -90,7 +100,7 @@ impl Default for DynamoParams {
             request_deadline_ms: 400,
             handoff_interval_ms: 100,
             anti_entropy_interval_ms: 100,
-            client_resend_ms: 500,
+            client_resend_ms: Some(300),
             mutant_repair_restamps: false,
         }
     }
@@ -108,6 +118,9 @@ impl DynamoParams {
         }
         if self.vnodes_per_server == 0 || self.tick_ms == 0 {
             return Err("vnodes_per_server and tick_ms must be positive".into());
+        }
+        if self.client_resend_ms == Some(0) {
+            return Err("client_resend_ms must be positive (or null for no resends)".into());
         }
         Ok(())
     }
@@ -135,7 +148,7 @@ impl Message for DynamoMsg {
 /// one when theirs does not answer.
 #[derive(Clone, Debug)]
 pub struct DynamoClient {
-    resend_ms: u64,
+    resend_ms: Option<u64>,
 }
 
 impl ClientProtocol for DynamoClient {
@@ -156,7 +169,7 @@ impl ClientProtocol for DynamoClient {
         false
     }
     fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy { resend_ms: Some(self.resend_ms), ..RetryPolicy::default() }
+        RetryPolicy { resend_ms: self.resend_ms, ..RetryPolicy::default() }
     }
 }
 

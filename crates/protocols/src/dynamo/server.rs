@@ -14,17 +14,42 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PeerMsg {
     /// Store these versions of `key`; `hint` names the home replica a fallback stands in for.
-    Put { op: u64, key: Value, versions: Vec<Versioned>, hint: Option<NodeId> },
-    PutAck { op: u64 },
-    Get { op: u64, key: Value },
-    GetReply { op: u64, versions: Vec<Versioned> },
+    Put {
+        op: u64,
+        key: Value,
+        versions: Vec<Versioned>,
+        hint: Option<NodeId>,
+    },
+    PutAck {
+        op: u64,
+    },
+    Get {
+        op: u64,
+        key: Value,
+    },
+    GetReply {
+        op: u64,
+        versions: Vec<Versioned>,
+    },
     /// Read repair: merge these versions (they are at least as new as what a read saw here).
-    Repair { key: Value, versions: Vec<Versioned> },
+    Repair {
+        key: Value,
+        versions: Vec<Versioned>,
+    },
     /// Hinted handoff: versions a fallback kept for the receiver while it was unreachable.
-    Handoff { key: Value, versions: Vec<Versioned> },
-    HandoffAck { key: Value, versions: Vec<Versioned> },
+    Handoff {
+        key: Value,
+        versions: Vec<Versioned>,
+    },
+    HandoffAck {
+        key: Value,
+        versions: Vec<Versioned>,
+    },
     /// Anti-entropy: every version the sender holds of keys both replicate; answer with `reply`.
-    Sync { entries: Vec<(Value, Vec<Versioned>)>, reply: bool },
+    Sync {
+        entries: Vec<(Value, Vec<Versioned>)>,
+        reply: bool,
+    },
 }
 
 impl PeerMsg {

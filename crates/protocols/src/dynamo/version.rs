@@ -92,7 +92,11 @@ mod tests {
     use super::*;
 
     fn version(value: i64, local_ns: i64, clock: &[(u32, u64)]) -> Versioned {
-        Versioned { value: Value::Int(value), stamp: Stamp { local_ns, node: 0, counter: 0 }, clock: clock.iter().copied().collect() }
+        Versioned {
+            value: Value::Int(value),
+            stamp: Stamp { local_ns, node: 0, counter: 0 },
+            clock: clock.iter().copied().collect(),
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //!   connected overlay with probability 1, at the price of a digest per node per round forever.
 //! - **push-pull**: both; push spreads fast while a rumor is young, pull mops up the residue.
 //!
+//! Rumors are volatile: a restarted node gets them back by pulling, but a broadcast that had not
+//! left its origin when the origin crashed is gone.
+//!
 //! Rumors carry a [`VectorClock`] and a Lamport counter of the broadcast events (ticked only when a
 //! node originates a broadcast, merged when it learns one), so that a run shows which broadcasts were
 //! causally related and which were concurrent — what vector clocks tell apart and Lamport cannot.

@@ -16,6 +16,13 @@
 //! A restarted member rejoins with a higher incarnation (kept in durable storage) than the one it was
 //! declared dead at; like HashiCorp memberlist, a higher-incarnation `Alive` revives a dead member.
 //!
+//! **Reconnecting after a partition.** In the paper a dead member is gone for good, so after a
+//! partition each side has declared the other dead, nobody probes across any more, and the group
+//! stays split forever after the heal. Like Serf's reconnect loop, every `reconnect_periods` periods
+//! a member also pings one random member it holds dead, with that member's own death notice on the
+//! ping: a live one refutes it (a higher incarnation, carried back on the ack), and the `Alive`
+//! spreads like any update. `reconnect_periods = 0` is the paper's behaviour.
+//!
 //! # What a run records
 //! History measurement events (see [`crate::gossip::events`]), key = the member's node index, value =
 //! the incarnation: `suspect`, `dead`, and `alive` (a suspect or dead member seen alive again).
@@ -50,6 +57,8 @@ pub struct SwimParams {
     pub retransmit_mult: u32,
     /// Updates piggybacked per message at most.
     pub piggyback_max: usize,
+    /// Every this many periods, ping one member held dead (0: never, as in the paper).
+    pub reconnect_periods: u64,
     /// Deliberate bug: no suspicion — a failed probe is a death.
     pub bug_no_suspicion: bool,
 }
@@ -63,6 +72,7 @@ impl Default for SwimParams {
             suspicion_periods: 6,
             retransmit_mult: 4,
             piggyback_max: 8,
+            reconnect_periods: 5,
             bug_no_suspicion: false,
         }
     }
@@ -162,6 +172,8 @@ pub struct SwimNode {
     /// Updates to piggyback, with how many times each was sent.
     outbox: Vec<(Update, u32)>,
     retransmit_limit: u32,
+    /// Protocol periods since start.
+    periods: u64,
 }
 
 impl SwimNode {
@@ -186,6 +198,7 @@ impl SwimNode {
             next_seq: 0,
             relayed: BTreeMap::new(),
             outbox: Vec::new(),
+            periods: 0,
         }
     }
 
@@ -255,6 +268,10 @@ impl SwimNode {
                 self.incarnation = update.incarnation + 1;
                 ctx.storage().put(STORAGE_INCARNATION, &self.incarnation);
                 ctx.annotate(format!("swim refute incarnation={}", self.incarnation));
+                self.enqueue(Update { member: self.id, status: Status::Alive, incarnation: self.incarnation });
+            } else if update.status != Status::Alive && !self.outbox.iter().any(|(u, _)| u.member == self.id) {
+                // An accusation older than our last refutation: the accuser missed it (it may have
+                // run out of retransmissions while we were cut off), so say it again.
                 self.enqueue(Update { member: self.id, status: Status::Alive, incarnation: self.incarnation });
             }
             return;
@@ -332,6 +349,21 @@ impl SwimNode {
         ctx.set_timer(Duration::from_millis(self.params.ping_timeout_ms), TAG_PING_TIMEOUT | seq << 8);
     }
 
+    /// Pings a random member held dead, telling it so: if it is alive it refutes.
+    fn reconnect_probe(&mut self, ctx: &mut Ctx<'_, SwimMsg>) {
+        let dead: Vec<(NodeId, u64)> =
+            self.members.iter().filter(|(_, v)| v.status == Status::Dead).map(|(m, v)| (*m, v.incarnation)).collect();
+        if dead.is_empty() {
+            return;
+        }
+        let (target, incarnation) = dead[ctx.rng().random_range(0..dead.len())];
+        let mut updates = vec![Update { member: target, status: Status::Dead, incarnation }];
+        updates.extend(self.piggyback().into_iter().filter(|u| u.member != target));
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        ctx.send(target, SwimMsg::Ping { seq, updates });
+    }
+
     fn indirect_probe(&mut self, ctx: &mut Ctx<'_, SwimMsg>, seq: u64) {
         let Some(probe) = self.probe.as_ref().filter(|p| p.seq == seq && !p.acked) else { return };
         let target = probe.target;
@@ -402,6 +434,10 @@ impl Node for SwimNode {
             TAG_PERIOD => {
                 self.end_period(ctx);
                 self.start_probe(ctx);
+                self.periods += 1;
+                if self.params.reconnect_periods > 0 && self.periods.is_multiple_of(self.params.reconnect_periods) {
+                    self.reconnect_probe(ctx);
+                }
                 ctx.set_timer(Duration::from_millis(self.params.protocol_period_ms), TAG_PERIOD);
             }
             TAG_PING_TIMEOUT => self.indirect_probe(ctx, tag >> 8),

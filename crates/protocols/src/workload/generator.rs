@@ -6,6 +6,20 @@ use detsim_core::history::{Op, Value};
 use detsim_core::SimRng;
 use rand::RngExt;
 
+/// Operations a generator draws beyond its workload's standard ones, for protocols whose objects
+/// support more than the shared workloads ask (the CRDTs). `Standard` draws exactly what it always
+/// did, so existing runs keep their traces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OpMix {
+    #[default]
+    Standard,
+    /// Counter: half the updates are decrements (`add` with a negative amount), for PN-counters.
+    CounterWithDecrements,
+    /// Set: updates add or remove an element drawn from `0..elements`, so elements are added
+    /// concurrently, removed, and added again (what an observed-remove set is about).
+    SetWithRemoves { elements: i64 },
+}
+
 /// Draws operations for one client. Written values are `client_index + 1 + clients * n` for the n-th
 /// value this client writes, so no two writes in a run share a value.
 #[derive(Clone, Debug)]
@@ -18,6 +32,7 @@ pub struct OpGenerator {
     next_value: u64,
     /// The last value this client saw per key (written or read), so cas has a fair chance to succeed.
     last_seen: Vec<Value>,
+    mix: OpMix,
 }
 
 /// Most micro-ops in one generated transaction.
@@ -35,7 +50,17 @@ impl OpGenerator {
             clients: spec.clients.max(1) as u64,
             next_value: 0,
             last_seen: vec![Value::Nil; keys],
+            mix: OpMix::Standard,
         }
+    }
+
+    /// The same generator drawing `mix`.
+    pub fn with_mix(mut self, mix: OpMix) -> Self {
+        if let OpMix::SetWithRemoves { elements } = mix {
+            assert!(elements >= 1, "a set mix needs at least one element");
+        }
+        self.mix = mix;
+        self
     }
 
     /// Moves value numbering past every value an earlier life of this client (before a restart)
@@ -104,6 +129,8 @@ impl OpGenerator {
             WorkloadKind::Counter => {
                 if read {
                     Op::new("read", key_value, Value::Nil)
+                } else if self.mix == OpMix::CounterWithDecrements && rng.random_bool(0.5) {
+                    Op::new("add", key_value, Value::Int(-rng.random_range(1..=3)))
                 } else {
                     Op::new("add", key_value, Value::Int(rng.random_range(1..=3)))
                 }
@@ -111,6 +138,9 @@ impl OpGenerator {
             WorkloadKind::Set => {
                 if read {
                     Op::new("read", key_value, Value::Nil)
+                } else if let OpMix::SetWithRemoves { elements } = self.mix {
+                    let f = if rng.random_bool(0.5) { "add" } else { "remove" };
+                    Op::new(f, key_value, Value::Int(rng.random_range(0..elements)))
                 } else {
                     let value = self.fresh_value();
                     Op::new("add", key_value, Value::Int(value))

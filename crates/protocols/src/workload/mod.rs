@@ -60,7 +60,7 @@ pub mod generator;
 pub mod nemesis;
 pub mod state_machine;
 
-pub use generator::OpGenerator;
+pub use generator::{OpGenerator, OpMix};
 pub use state_machine::{is_read_only, StateMachine};
 
 use crate::spec::{ClusterSpec, WorkloadSpec};
@@ -245,6 +245,12 @@ impl<P: ClientProtocol> WorkloadClient<P> {
             processes_created: 0,
             stats: ClientStats::default(),
         }
+    }
+
+    /// The same client drawing `mix` (operations beyond the workload's standard ones).
+    pub fn with_op_mix(mut self, mix: OpMix) -> Self {
+        self.generator = self.generator.with_mix(mix);
+        self
     }
 
     pub fn stats(&self) -> &ClientStats {

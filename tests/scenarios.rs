@@ -1,0 +1,54 @@
+//! The scenario corpus: every file in scenarios/ loads, is a lesson (a name and a description),
+//! comes out as it expects, and is deterministic (the same trace hash twice in one process).
+
+use detsim_scenario::{load_file, run_seed, RunOptions};
+use detsim_tests::scenario_files;
+
+#[test]
+fn every_curated_scenario_comes_out_as_it_expects_and_is_deterministic() {
+    let registry = detsim_protocols::registry();
+    let files = scenario_files();
+    assert!(files.len() >= 21, "at least 20 lessons plus quickstart.toml, found {}", files.len());
+    assert!(files.iter().any(|f| f.ends_with("quickstart.toml")), "scenarios/quickstart.toml exists");
+    let mut failures = Vec::new();
+    for file in &files {
+        let loaded = load_file(file, &registry).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            loaded.scenario.description.split_whitespace().count() >= 30,
+            "{}: a curated scenario explains its lesson in its description",
+            file.display()
+        );
+        let seed = loaded.scenario.seed;
+        let first = run_seed(&loaded, seed, RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let second = run_seed(&loaded, seed, RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first.trace_hash, second.trace_hash, "{}: the same seed gives the same trace", file.display());
+        assert_eq!(first.history, second.history, "{}: and the same history", file.display());
+        if !first.outcome_ok() {
+            failures.push(format!(
+                "{}: expected {}, got {:?} ({})",
+                file.display(),
+                first.expect.as_str(),
+                first.valid,
+                first.checks.iter().map(|c| format!("{}: {:?}", c.name, c.valid)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if loaded.scenario.expect == detsim_scenario::Expect::Violation {
+            assert!(!first.violated_checks().is_empty(), "{}: a violation names its check", file.display());
+        }
+        assert!(first.stats.events > 0, "{}: something happened", file.display());
+    }
+    assert!(failures.is_empty(), "scenarios that did not come out as they expect:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_quickstart_is_a_small_cluster_with_faults() {
+    let registry = detsim_protocols::registry();
+    let file = detsim_tests::workspace_root().join("scenarios/quickstart.toml");
+    let loaded = load_file(&file, &registry).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.scenario.cluster.nodes >= 3, "a cluster");
+    assert!(!loaded.scenario.faults.is_empty(), "with faults");
+    assert!(loaded.scenario.duration.as_ns() <= 30_000_000_000, "short enough to run in about a second");
+    let outcome = run_seed(&loaded, loaded.scenario.seed, RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(outcome.ops > 100, "the clients do real work: {} operations", outcome.ops);
+    assert!(outcome.fault_windows.len() >= 2, "both faults show as windows: {:?}", outcome.fault_windows);
+}
