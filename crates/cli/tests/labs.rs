@@ -20,6 +20,8 @@ mod lab_primary_backup;
 mod lab_quorum;
 #[path = "../lab-skeletons/raft/src/lib.rs"]
 mod lab_raft;
+#[path = "../lab-skeletons/two-phase-commit/src/lib.rs"]
+mod lab_two_phase_commit;
 
 use detsim::labs::{self, GradeOptions, Lab, Replay, ScoreCard, Variant};
 use std::path::PathBuf;
@@ -95,6 +97,7 @@ lab_tests! {
     quorum => "quorum",
     raft => "raft",
     paxos => "paxos",
+    two_phase_commit => "two-phase-commit",
 }
 
 #[test]

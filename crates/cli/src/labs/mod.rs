@@ -135,6 +135,7 @@ pub fn all() -> Vec<Lab> {
         service::quorum_lab(),
         service::raft_lab(),
         service::paxos_lab(),
+        service::two_phase_commit_lab(),
     ]
 }
 

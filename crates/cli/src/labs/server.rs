@@ -29,6 +29,11 @@ pub trait LabServer: Node {
     fn retry_policy() -> RetryPolicy {
         RetryPolicy { resend_ms: Some(300), retry_unknown: true, ..RetryPolicy::default() }
     }
+    /// The servers clients send requests to (default: all of them; two-phase commit's clients talk
+    /// to the coordinators only).
+    fn client_targets(setup: &ServerSetup) -> Vec<NodeId> {
+        setup.servers.clone()
+    }
 }
 
 /// What a server is told when it is built (at the start, and again after each restart).
@@ -160,7 +165,8 @@ pub fn build_servers_and<S: LabServer>(
         workload: kind,
         extra_nodes: extra_nodes.clone(),
     };
-    let servers = ClusterLayout::of(spec).servers;
+    let servers = S::client_targets(&setup(NodeId(0)));
+    assert!(!servers.is_empty(), "clients need a server to talk to");
     let workload = spec.workload.clone();
     let server_setup = setup.clone();
     let server_make = make.clone();
