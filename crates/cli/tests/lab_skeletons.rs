@@ -3,7 +3,11 @@
 //! no network), and `detsim lab grade <lab> --crate DIR` runs the untouched skeleton's grader test,
 //! which fails with the message that says where to start.
 //!
-//! The crates build into this workspace's target directory, so they reuse its dependencies.
+//! The crates build into this workspace's target directory, so they reuse its registry
+//! dependencies (the detsim crates themselves build once more: cargo hashes a path dependency
+//! relative to the workspace root, which differs). By default the clocks and raft crates are built
+//! (one of each kind of grader entry point; every skeleton's `src/lib.rs` is compiled by
+//! tests/labs.rs anyway); `DETSIM_LAB_SKELETONS=all` builds every lab's crate.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,10 +26,16 @@ fn cargo() -> String {
 }
 
 #[test]
-fn every_skeleton_builds_offline_and_the_untouched_one_fails_its_grade() {
+fn skeleton_crates_build_offline_and_the_untouched_one_fails_its_grade() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lab-skeletons-{}", std::process::id()));
     std::fs::remove_dir_all(&root).ok();
-    for lab in detsim::labs::all() {
+    let chosen = std::env::var("DETSIM_LAB_SKELETONS").unwrap_or_else(|_| "clocks,raft".to_string());
+    let labs: Vec<detsim::labs::Lab> = detsim::labs::all()
+        .into_iter()
+        .filter(|lab| chosen == "all" || chosen.split(',').any(|name| name.trim() == lab.name))
+        .collect();
+    assert!(labs.iter().any(|lab| lab.name == "clocks"), "the clocks crate is built and graded below");
+    for lab in labs {
         let dir = root.join(format!("lab-{}", lab.name));
         let output = Command::new(env!("CARGO_BIN_EXE_detsim"))
             .args(["lab", "new", lab.name])
