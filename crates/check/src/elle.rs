@@ -829,6 +829,12 @@ impl<'a> Data<'a> {
         if options.realtime_order {
             levels.push(PROCESS | REALTIME);
         }
+        // Each level's graph is a subgraph of the last one's: when that one has no cycle, none has.
+        let top_mask = WW | WR | RW | levels.last().copied().unwrap_or(0);
+        let top = EdgeFiltered::from_fn(&graph, |e: petgraph::graph::EdgeReference<'_, u8>| e.weight() & top_mask != 0);
+        if !petgraph::algo::is_cyclic_directed(&top) {
+            return;
+        }
         let mut explained = vec![false; node_count];
         let mut visited = Vec::new();
         let mut generation = 0u32;

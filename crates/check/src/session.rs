@@ -11,6 +11,7 @@ use crate::ops::{Operation, Outcome};
 use crate::verdict::{Anomaly, Validity, Verdict};
 use detsim_core::history::{ProcessId, Value};
 use petgraph::graph::{DiGraph, NodeIndex};
+use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
@@ -74,6 +75,10 @@ pub struct SessionOptions {
 }
 
 const ANOMALY_LIMIT: usize = 16;
+
+/// The most ordering constraints a register key may have (memory bound); past it the key is not
+/// judged.
+const MAX_VERSION_EDGES: usize = 4_000_000;
 
 /// Checks one session guarantee. A *session* is a client process; only acknowledged (`ok`) writes
 /// and `ok` reads count.
@@ -379,10 +384,14 @@ fn check_register<'a>(
         *nodes.entry(value.clone()).or_insert_with(|| graph.add_node(value.clone()))
     };
     let initial_node = node(&mut graph, &initial);
+    // One edge per ordered pair of versions (the first reason found), and a bound on them all.
+    let mut pairs: FxHashSet<(NodeIndex, NodeIndex)> = FxHashSet::default();
     let mut edge = |graph: &mut DiGraph<Value, Reason<'a>>, from: &Value, to: &Value, reason: Reason<'a>| {
-        if from != to {
+        if from != to && graph.edge_count() < MAX_VERSION_EDGES {
             let (a, b) = (node(graph, from), node(graph, to));
-            graph.add_edge(a, b, reason);
+            if pairs.insert((a, b)) {
+                graph.add_edge(a, b, reason);
+            }
         }
     };
     let read_value = |op: &Operation| match access(op, ObjectKind::Register) {
@@ -471,6 +480,9 @@ fn check_register<'a>(
                 }
             }
         }
+    }
+    if graph.edge_count() >= MAX_VERSION_EDGES {
+        return Err(format!("more than {MAX_VERSION_EDGES} ordering constraints between its versions"));
     }
     // The initial value precedes every version.
     let versions: Vec<NodeIndex> = graph.node_indices().filter(|&n| n != initial_node).collect();

@@ -54,7 +54,7 @@ struct Run {
 }
 
 fn run(seed: u64, kind: Kind, mutant: Option<&str>) -> Run {
-    let servers = if seed % 2 == 0 { 3 } else { 5 };
+    let servers = if seed.is_multiple_of(2) { 3 } else { 5 };
     let workload = WorkloadSpec {
         kind: kind.workload(),
         clients: 3,
@@ -147,7 +147,6 @@ fn counter_verdict(history: &History) -> Result<(), String> {
         settle_ns: (END_MS - HEAL_AT_MS) * 1_000_000,
         model: Some(Model::Counter),
         initial: Value::Int(0),
-        ..EventualOptions::default()
     };
     let verdict = check_eventual(&ops, &options);
     match verdict.valid {
@@ -214,31 +213,62 @@ fn verdict(run: &Run, kind: Kind) -> Result<(), String> {
     }
 }
 
+/// Seeds of the many-seed tests: 200; `DETSIM_SEEDS=n` for a longer soak, `DETSIM_SEED=s` to
+/// replay one seed.
 fn seeds() -> std::ops::Range<u64> {
+    if let Some(seed) = std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
+        return seed..seed + 1;
+    }
     let count = std::env::var("DETSIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
     0..count
 }
 
-fn converges_on_every_seed(kind: Kind) {
+/// The one-line command that replays `seed` of `test`.
+fn replay(test: &str, seed: u64) -> String {
+    format!("DETSIM_SEED={seed} cargo test -p detsim-protocols --test crdt {test} -- --exact")
+}
+
+/// Runs one seed's checks; when one fails, prints the command that replays that seed alone.
+fn with_replay<T>(test: &str, seed: u64, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(panic) => {
+            eprintln!("replay: {}", replay(test, seed));
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// Seeds a mutant is tried on: 0..1000, or just `DETSIM_SEED`.
+fn mutant_seeds() -> std::ops::Range<u64> {
+    match std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
+        Some(seed) => seed..seed + 1,
+        None => 0..1_000,
+    }
+}
+
+fn converges_on_every_seed(test: &str, kind: Kind) {
     let started = Instant::now();
     let (mut ok, mut total) = (0usize, 0usize);
     for seed in seeds() {
-        let run = run(seed, kind, None);
-        if let Err(why) = verdict(&run, kind) {
-            panic!("{kind:?} seed {seed} ({} replicas): {why}; faults: {:#?}", run.servers, run.description);
-        }
-        let client_ops: Vec<_> = run.history.events.iter().filter(|e| e.process < 1 << 40).collect();
-        // Always available: a replica never refuses; only an unreachable one leaves a client without
-        // an answer.
-        let refused: Vec<_> = client_ops.iter().filter(|e| e.kind == EventType::Fail).collect();
-        assert!(refused.is_empty(), "{kind:?} seed {seed}: a replica refused {refused:?}");
-        ok += client_ops.iter().filter(|e| e.kind == EventType::Ok).count();
-        total += client_ops.iter().filter(|e| e.kind != EventType::Invoke).count();
+        with_replay(test, seed, || {
+            let run = run(seed, kind, None);
+            if let Err(why) = verdict(&run, kind) {
+                panic!("{kind:?} seed {seed} ({} replicas): {why}; faults: {:#?}", run.servers, run.description);
+            }
+            let client_ops: Vec<_> = run.history.events.iter().filter(|e| e.process < 1 << 40).collect();
+            // Always available: a replica never refuses; only an unreachable one leaves a client without
+            // an answer.
+            let refused: Vec<_> = client_ops.iter().filter(|e| e.kind == EventType::Fail).collect();
+            assert!(refused.is_empty(), "{kind:?} seed {seed}: a replica refused {refused:?}");
+            ok += client_ops.iter().filter(|e| e.kind == EventType::Ok).count();
+            total += client_ops.iter().filter(|e| e.kind != EventType::Invoke).count();
+        });
     }
     let share = ok as f64 / total.max(1) as f64;
     eprintln!(
         "crdt {kind:?}: {} seeds converged ({:?}); {ok} of {total} operations ok ({:.1}%)",
-        seeds().end,
+        seeds().count(),
         started.elapsed(),
         share * 100.0
     );
@@ -247,54 +277,55 @@ fn converges_on_every_seed(kind: Kind) {
 
 #[test]
 fn g_counter_converges_on_200_seeds() {
-    converges_on_every_seed(Kind::GCounter);
+    converges_on_every_seed("g_counter_converges_on_200_seeds", Kind::GCounter);
 }
 
 #[test]
 fn pn_counter_converges_on_200_seeds() {
-    converges_on_every_seed(Kind::PnCounter);
+    converges_on_every_seed("pn_counter_converges_on_200_seeds", Kind::PnCounter);
 }
 
 #[test]
 fn or_set_converges_on_200_seeds() {
-    converges_on_every_seed(Kind::OrSet);
+    converges_on_every_seed("or_set_converges_on_200_seeds", Kind::OrSet);
 }
 
-fn smallest_failing_seed(kind: Kind, mutant: &str) -> u64 {
+fn smallest_failing_seed(test: &str, kind: Kind, mutant: &str) -> u64 {
     let started = Instant::now();
-    for seed in 0..1_000 {
+    for seed in mutant_seeds() {
         let run = run(seed, kind, Some(mutant));
         if let Err(why) = verdict(&run, kind) {
             eprintln!("crdt mutant {mutant} ({kind:?}): smallest failing seed {seed} ({:?}): {why}", started.elapsed());
+            eprintln!("replay: {}", replay(test, seed));
             return seed;
         }
     }
-    panic!("crdt mutant {mutant} ({kind:?}): not caught within 1,000 seeds");
+    panic!("crdt mutant {mutant} ({kind:?}): not caught on seeds {:?}", mutant_seeds());
 }
 
 #[test]
 fn mutant_merge_sum_is_caught() {
-    smallest_failing_seed(Kind::GCounter, "mutant_merge_sum");
+    smallest_failing_seed("mutant_merge_sum_is_caught", Kind::GCounter, "mutant_merge_sum");
 }
 
 #[test]
 fn mutant_merge_totals_is_caught() {
-    smallest_failing_seed(Kind::GCounter, "mutant_merge_totals");
+    smallest_failing_seed("mutant_merge_totals_is_caught", Kind::GCounter, "mutant_merge_totals");
 }
 
 #[test]
 fn mutant_decrement_own_entry_is_caught() {
-    smallest_failing_seed(Kind::PnCounter, "mutant_decrement_own_entry");
+    smallest_failing_seed("mutant_decrement_own_entry_is_caught", Kind::PnCounter, "mutant_decrement_own_entry");
 }
 
 #[test]
 fn mutant_remove_by_element_is_caught() {
-    smallest_failing_seed(Kind::OrSet, "mutant_remove_by_element");
+    smallest_failing_seed("mutant_remove_by_element_is_caught", Kind::OrSet, "mutant_remove_by_element");
 }
 
 #[test]
 fn mutant_merge_drops_tombstones_is_caught() {
-    smallest_failing_seed(Kind::OrSet, "mutant_merge_drops_tombstones");
+    smallest_failing_seed("mutant_merge_drops_tombstones_is_caught", Kind::OrSet, "mutant_merge_drops_tombstones");
 }
 
 #[test]

@@ -45,7 +45,7 @@ fn nemesis(clocks: bool) -> NemesisOptions {
 
 fn run(seed: u64, params: serde_json::Value, options: &NemesisOptions) -> Run {
     // Swarm testing: 4 or 5 storage nodes, so a sloppy quorum has fallbacks beyond the N = 3 homes.
-    let servers = if seed % 2 == 0 { 4 } else { 5 };
+    let servers = if seed.is_multiple_of(2) { 4 } else { 5 };
     let workload = WorkloadSpec {
         kind: WorkloadKind::Register,
         clients: 3,
@@ -163,9 +163,38 @@ fn report(history: &History) -> detsim_check::AvailabilityReport {
     availability_with_model(&ops, &faults, Some(Model::Register))
 }
 
+/// Seeds of the many-seed tests: 200; `DETSIM_SEEDS=n` for a longer soak, `DETSIM_SEED=s` to
+/// replay one seed.
 fn seeds() -> std::ops::Range<u64> {
+    if let Some(seed) = std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
+        return seed..seed + 1;
+    }
     let count = std::env::var("DETSIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
     0..count
+}
+
+/// The one-line command that replays `seed` of `test`.
+fn replay(test: &str, seed: u64) -> String {
+    format!("DETSIM_SEED={seed} cargo test -p detsim-protocols --test dynamo {test} -- --exact")
+}
+
+/// Runs one seed's checks; when one fails, prints the command that replays that seed alone.
+fn with_replay<T>(test: &str, seed: u64, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(panic) => {
+            eprintln!("replay: {}", replay(test, seed));
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// Seeds a mutant is tried on: 0..1000, or just `DETSIM_SEED`.
+fn mutant_seeds() -> std::ops::Range<u64> {
+    match std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
+        Some(seed) => seed..seed + 1,
+        None => 0..1_000,
+    }
 }
 
 #[test]
@@ -176,39 +205,41 @@ fn dynamo_stays_available_and_converges_yet_is_not_linearizable() {
     let (mut non_linearizable, mut lost_writes) = (Vec::new(), Vec::new());
     let mut worst = (f64::MAX, 0);
     for seed in seeds() {
-        let run = run(seed, json!({}), &options);
-        assert!(
-            run.divergence.is_empty(),
-            "seed {seed} ({} servers): replicas did not converge: {:#?}; faults: {:#?}",
-            run.servers,
-            run.divergence,
-            run.description
-        );
-        // Converged by the checker too: final reads agree and hold written values. Losing an
-        // acknowledged write is allowed here, and counted: last-writer-wins under clock faults.
-        let anomalies = eventual_anomalies(&run.history);
-        let bad: Vec<_> = anomalies.iter().filter(|(name, _)| name != "lost-write").collect();
-        assert!(bad.is_empty(), "seed {seed}: {bad:#?}; faults: {:#?}", run.description);
-        if !anomalies.is_empty() {
-            lost_writes.push(seed);
-        }
-        let inside = report(&run.history).inside_faults;
-        ok += inside.ok;
-        total += inside.ops;
-        let share = inside.success_fraction.unwrap_or(1.0);
-        if share < worst.0 {
-            worst = (share, seed);
-        }
-        if linearizable(&run.history) == Validity::Invalid {
-            non_linearizable.push(seed);
-        }
+        with_replay("dynamo_stays_available_and_converges_yet_is_not_linearizable", seed, || {
+            let run = run(seed, json!({}), &options);
+            assert!(
+                run.divergence.is_empty(),
+                "seed {seed} ({} servers): replicas did not converge: {:#?}; faults: {:#?}",
+                run.servers,
+                run.divergence,
+                run.description
+            );
+            // Converged by the checker too: final reads agree and hold written values. Losing an
+            // acknowledged write is allowed here, and counted: last-writer-wins under clock faults.
+            let anomalies = eventual_anomalies(&run.history);
+            let bad: Vec<_> = anomalies.iter().filter(|(name, _)| name != "lost-write").collect();
+            assert!(bad.is_empty(), "seed {seed}: {bad:#?}; faults: {:#?}", run.description);
+            if !anomalies.is_empty() {
+                lost_writes.push(seed);
+            }
+            let inside = report(&run.history).inside_faults;
+            ok += inside.ok;
+            total += inside.ops;
+            let share = inside.success_fraction.unwrap_or(1.0);
+            if share < worst.0 {
+                worst = (share, seed);
+            }
+            if linearizable(&run.history) == Validity::Invalid {
+                non_linearizable.push(seed);
+            }
+        });
     }
     let share = ok as f64 / total.max(1) as f64;
     eprintln!(
         "dynamo over {} seeds ({:?}): {ok} of {total} operations during faults ok ({:.1}%, worst seed {} at {:.1}%); \
          not linearizable on {} seeds (smallest {:?}); last-writer-wins lost an acknowledged write on {} seeds \
          (smallest {:?})",
-        seeds().end,
+        seeds().count(),
         started.elapsed(),
         share * 100.0,
         worst.1,
@@ -219,10 +250,13 @@ fn dynamo_stays_available_and_converges_yet_is_not_linearizable() {
         lost_writes.first(),
     );
     // Available: almost every operation during the faults succeeds (a CP store loses whole sides).
-    assert!(share > 0.95, "only {:.1}% of operations succeeded during faults", share * 100.0);
     assert!(worst.0 > 0.75, "seed {} served only {:.1}% during faults", worst.1, worst.0 * 100.0);
-    assert!(!non_linearizable.is_empty(), "an AP store should fail linearizability on some seed");
-    assert!(!lost_writes.is_empty(), "last-writer-wins under clock faults should lose a write on some seed");
+    if seeds().count() > 1 {
+        // Judged over the seed range (a replay of one seed only prints what it shows).
+        assert!(share > 0.95, "only {:.1}% of operations succeeded during faults", share * 100.0);
+        assert!(!non_linearizable.is_empty(), "an AP store should fail linearizability on some seed");
+        assert!(!lost_writes.is_empty(), "last-writer-wins under clock faults should lose a write on some seed");
+    }
 }
 
 #[test]
@@ -231,10 +265,12 @@ fn without_clock_faults_or_resends_dynamo_loses_no_acknowledged_write() {
     // write is coordinated twice: the converged value is then always a latest write.
     let options = nemesis(false);
     for seed in seeds() {
-        let run = run(seed, json!({ "client_resend_ms": null }), &options);
-        assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
-        let anomalies = eventual_anomalies(&run.history);
-        assert!(anomalies.is_empty(), "seed {seed}: {anomalies:#?}; faults: {:#?}", run.description);
+        with_replay("without_clock_faults_or_resends_dynamo_loses_no_acknowledged_write", seed, || {
+            let run = run(seed, json!({ "client_resend_ms": null }), &options);
+            assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
+            let anomalies = eventual_anomalies(&run.history);
+            assert!(anomalies.is_empty(), "seed {seed}: {anomalies:#?}; faults: {:#?}", run.description);
+        });
     }
 }
 
@@ -260,17 +296,19 @@ fn strict_intersecting_quorums_never_miss_a_completed_write() {
     let options = nemesis(false);
     let mut reads = 0;
     for seed in seeds() {
-        let run = run(seed, strict(json!({})), &options);
-        let report = report(&run.history);
-        assert_eq!(
-            report.stale_reads, 0,
-            "seed {seed}: stale read {:#?}; faults: {:#?}",
-            report.worst_stale_read, run.description
-        );
-        assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
-        reads += report.reads;
+        with_replay("strict_intersecting_quorums_never_miss_a_completed_write", seed, || {
+            let run = run(seed, strict(json!({})), &options);
+            let report = report(&run.history);
+            assert_eq!(
+                report.stale_reads, 0,
+                "seed {seed}: stale read {:#?}; faults: {:#?}",
+                report.worst_stale_read, run.description
+            );
+            assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
+            reads += report.reads;
+        });
     }
-    assert!(reads > 1_000, "the check judged reads: {reads}");
+    assert!(reads > 5 * seeds().count(), "the check judged reads: {reads}");
 }
 
 #[test]
@@ -282,10 +320,10 @@ fn vector_clocks_converge_too() {
     }
 }
 
-fn smallest_stale_seed(name: &str, params: serde_json::Value) -> u64 {
+fn smallest_stale_seed(test: &str, name: &str, params: serde_json::Value) -> u64 {
     let started = Instant::now();
     let options = nemesis(false);
-    for seed in 0..1_000 {
+    for seed in mutant_seeds() {
         let run = run(seed, params.clone(), &options);
         let report = report(&run.history);
         if let Some(stale) = &report.worst_stale_read {
@@ -300,21 +338,30 @@ fn smallest_stale_seed(name: &str, params: serde_json::Value) -> u64 {
                 stale.missed.input,
                 run.description.join("\n  ")
             );
+            eprintln!("replay: {}", replay(test, seed));
             return seed;
         }
     }
-    panic!("dynamo mutant {name}: not caught within 1,000 seeds");
+    panic!("dynamo mutant {name}: not caught on seeds {:?}", mutant_seeds());
 }
 
 #[test]
 fn mutant_non_intersecting_quorums_are_caught() {
     // R + W <= N sold as "strict": a read quorum can miss every replica that acknowledged a write.
-    smallest_stale_seed("r1-w1-n3", strict(json!({ "read_quorum_r": 1, "write_quorum_w": 1 })));
+    smallest_stale_seed(
+        "mutant_non_intersecting_quorums_are_caught",
+        "r1-w1-n3",
+        strict(json!({ "read_quorum_r": 1, "write_quorum_w": 1 })),
+    );
 }
 
 #[test]
 fn mutant_repair_restamps_is_caught() {
-    smallest_stale_seed("repair-restamps", strict(json!({ "mutant_repair_restamps": true })));
+    smallest_stale_seed(
+        "mutant_repair_restamps_is_caught",
+        "repair-restamps",
+        strict(json!({ "mutant_repair_restamps": true })),
+    );
 }
 
 #[test]

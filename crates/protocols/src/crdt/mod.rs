@@ -190,7 +190,7 @@ impl ClientProtocol for CrdtClient {
 /// A node of a CRDT simulation.
 pub enum CrdtNode {
     Replica(Box<CrdtReplica>),
-    Client(WorkloadClient<CrdtClient>),
+    Client(Box<WorkloadClient<CrdtClient>>),
 }
 
 impl CrdtNode {
@@ -244,7 +244,7 @@ pub fn build_simulation(spec: &ClusterSpec) -> Result<Simulation<CrdtNode>, Stri
         },
         move |index| {
             let client = WorkloadClient::new(CrdtClient, &workload, index, layout.servers.clone());
-            CrdtNode::Client(client.with_op_mix(kind.op_mix()))
+            CrdtNode::Client(Box::new(client.with_op_mix(kind.op_mix())))
         },
     )
 }

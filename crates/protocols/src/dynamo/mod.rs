@@ -176,7 +176,7 @@ impl ClientProtocol for DynamoClient {
 /// A node of a Dynamo simulation.
 pub enum DynamoNode {
     Server(Box<DynamoServer>),
-    Client(WorkloadClient<DynamoClient>),
+    Client(Box<WorkloadClient<DynamoClient>>),
 }
 
 impl DynamoNode {
@@ -226,7 +226,9 @@ pub fn build_simulation(spec: &ClusterSpec) -> Result<Simulation<DynamoNode>, St
             let id = NodeId(index as u32);
             DynamoNode::Server(Box::new(DynamoServer::recover(id, servers.clone(), params.clone(), storage)))
         },
-        move |index| DynamoNode::Client(WorkloadClient::new(client.clone(), &workload, index, layout.servers.clone())),
+        move |index| {
+            DynamoNode::Client(Box::new(WorkloadClient::new(client.clone(), &workload, index, layout.servers.clone())))
+        },
     )
 }
 

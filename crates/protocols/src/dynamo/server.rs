@@ -457,13 +457,13 @@ impl DynamoServer {
             }
         }
         let handoff_ticks = (self.params.handoff_interval_ms / self.params.tick_ms).max(1);
-        if self.ticks % handoff_ticks == 0 {
+        if self.ticks.is_multiple_of(handoff_ticks) {
             for ((home, key), versions) in &self.hints {
                 sends.push((*home, PeerMsg::Handoff { key: key.clone(), versions: versions.clone() }));
             }
         }
         let sync_ticks = (self.params.anti_entropy_interval_ms / self.params.tick_ms).max(1);
-        if self.params.anti_entropy && self.servers.len() > 1 && self.ticks % sync_ticks == 0 {
+        if self.params.anti_entropy && self.servers.len() > 1 && self.ticks.is_multiple_of(sync_ticks) {
             // Round robin over the peers, so every pair of replicas meets within n - 1 rounds.
             self.sync_cursor = (self.sync_cursor + 1) % self.servers.len();
             if self.servers[self.sync_cursor] == self.id {

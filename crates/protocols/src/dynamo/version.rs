@@ -111,12 +111,13 @@ mod tests {
         let old = version(1, 9, &[(0, 1)]);
         let newer = version(2, 1, &[(0, 2)]);
         let concurrent = version(3, 4, &[(1, 1)]);
-        let merged = merge(Versioning::VectorClock, &[old.clone()], &[newer.clone()]);
+        let merged = merge(Versioning::VectorClock, std::slice::from_ref(&old), std::slice::from_ref(&newer));
         assert_eq!(merged, vec![newer.clone()], "the causal successor wins despite a lower stamp");
         let merged = merge(Versioning::VectorClock, &merged, &[concurrent.clone(), old]);
         assert_eq!(merged, vec![newer.clone(), concurrent.clone()]);
         // Merge is commutative: the other order gives the same list.
-        assert_eq!(merge(Versioning::VectorClock, &[concurrent.clone()], &[newer.clone()]), merged);
+        let reversed = merge(Versioning::VectorClock, std::slice::from_ref(&concurrent), std::slice::from_ref(&newer));
+        assert_eq!(reversed, merged);
         assert_eq!(resolve(&merged), Value::Int(3));
         let next = next_clock(&merged, 0, 7);
         assert_eq!(next, [(0, 7), (1, 1)].into_iter().collect());

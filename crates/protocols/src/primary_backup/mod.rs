@@ -257,7 +257,7 @@ impl ClientProtocol for PbClient {
 pub enum PbNode {
     Server(Box<PbServer>),
     ViewService(Box<ViewService>),
-    Client(WorkloadClient<PbClient>),
+    Client(Box<WorkloadClient<PbClient>>),
 }
 
 impl PbNode {
@@ -325,7 +325,9 @@ pub fn build_simulation(spec: &ClusterSpec) -> Result<Simulation<PbNode>, String
             let id = NodeId(index as u32);
             PbNode::Server(Box::new(PbServer::recover(id, vs, server_params.clone(), kind, storage)))
         },
-        move |index| PbNode::Client(WorkloadClient::new(client.clone(), &workload, index, layout.servers.clone())),
+        move |index| {
+            PbNode::Client(Box::new(WorkloadClient::new(client.clone(), &workload, index, layout.servers.clone())))
+        },
     )?;
     let added = sim.add_node_with_clock(VIEW_SERVICE_NAME, spec.clock(vs.index()), move |id, storage| {
         PbNode::ViewService(Box::new(ViewService::recover(id, servers.clone(), params.clone(), storage)))
