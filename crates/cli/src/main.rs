@@ -4,6 +4,7 @@
 mod check;
 mod common;
 mod completions;
+mod lab;
 mod list;
 mod merge;
 mod plot;
@@ -11,7 +12,6 @@ mod replay;
 mod run;
 mod shrink;
 mod sweep;
-mod lab;
 
 use clap::{Parser, Subcommand};
 use common::{Exit, EXIT_BAD_INPUT};

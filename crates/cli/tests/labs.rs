@@ -4,18 +4,24 @@
 //! start; a failure's score card carries the seed, the shrunk schedule, the replay command and a
 //! report folder with report.html, and replaying it reproduces the failure.
 //!
-//! Seeds per grading: `DETSIM_LAB_CI_SEEDS` (default 8); mutants start at their pinned first seed.
+//! Seeds per grading: `DETSIM_LAB_CI_SEEDS` (default 8); a mutant that needs more gets its own `seeds`.
 
 #[path = "../lab-skeletons/clocks/src/lib.rs"]
 mod lab_clocks;
+#[path = "../lab-skeletons/failure-detection/src/lib.rs"]
+mod lab_failure_detection;
 #[path = "../lab-skeletons/gossip/src/lib.rs"]
 mod lab_gossip;
 #[path = "../lab-skeletons/paxos/src/lib.rs"]
 mod lab_paxos;
+#[path = "../lab-skeletons/primary-backup/src/lib.rs"]
+mod lab_primary_backup;
 #[path = "../lab-skeletons/quorum/src/lib.rs"]
 mod lab_quorum;
 #[path = "../lab-skeletons/raft/src/lib.rs"]
 mod lab_raft;
+#[path = "../lab-skeletons/two-phase-commit/src/lib.rs"]
+mod lab_two_phase_commit;
 
 use detsim::labs::{self, GradeOptions, Lab, Replay, ScoreCard, Variant};
 use std::path::PathBuf;
@@ -50,10 +56,11 @@ fn mutants_fail(name: &str) {
     let lab = lab(name);
     assert!(lab.mutants.len() >= 2, "lab {name} has at least two mutants");
     for mutant in lab.mutants {
-        let card = lab.grade(&Variant::Mutant(*mutant), &options(mutant.first_seed)).expect("mutants grade");
+        let seeds = ci_seeds().max(mutant.seeds);
+        let card = lab.grade(&Variant::Mutant(*mutant), &GradeOptions { seeds, ..options(1) }).expect("mutants grade");
         assert!(!card.passed(), "lab {name} must fail mutant {} ({}):\n{card}", mutant.name, mutant.bug);
         let failure = card.failures().next().expect("a failing card describes a failure");
-        assert!(failure.seed >= mutant.first_seed && failure.seed < mutant.first_seed + ci_seeds());
+        assert!(failure.seed >= 1 && failure.seed <= seeds);
         assert!(failure.replay.contains("--replay '") && failure.replay.contains(&format!("--mutant {}", mutant.name)));
         assert!(failure.shrunk.len() <= failure.original_faults, "shrinking never adds windows");
         // Build and run failures are the harness's, not a verdict on the protocol.
@@ -84,10 +91,13 @@ macro_rules! lab_tests {
 
 lab_tests! {
     clocks => "clocks",
+    failure_detection => "failure-detection",
     gossip => "gossip",
+    primary_backup => "primary-backup",
     quorum => "quorum",
     raft => "raft",
     paxos => "paxos",
+    two_phase_commit => "two-phase-commit",
 }
 
 #[test]
@@ -168,6 +178,26 @@ fn untouched_clocks_skeleton_fails_the_clock_condition() {
     assert!(!card.passed());
     let text = card.to_string();
     for needle in ["failed `lamport clock condition` on 2 of 2 runs", "is not smaller than", "hint: Lamport (1978)"] {
+        assert!(text.contains(needle), "card lacks {needle:?}:\n{text}");
+    }
+}
+
+#[test]
+fn untouched_failure_detection_skeleton_fails_because_it_never_suspects() {
+    let lab = lab("failure-detection");
+    let options = GradeOptions { seeds: 2, max_shrink_runs: 5, ..GradeOptions::default() };
+    let card = labs::failure::grade(
+        &lab,
+        &lab_failure_detection::build,
+        &serde_json::Value::Null,
+        "the untouched skeleton",
+        &options,
+    );
+    assert!(!card.passed());
+    let text = card.to_string();
+    for needle in
+        ["not a single suspicion recorded", "call record_suspect(ctx, peer)", "hint: send every peer a heartbeat"]
+    {
         assert!(text.contains(needle), "card lacks {needle:?}:\n{text}");
     }
 }

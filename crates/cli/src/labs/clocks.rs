@@ -529,25 +529,25 @@ pub fn lab() -> Lab {
             name: "lamport-no-max",
             bug: "a Lamport receive ticks but does not jump past the sender's timestamp",
             params: r#"{"lamport":"no-max"}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "lamport-no-tick-on-receive",
             bug: "a Lamport receive takes the maximum but does not count itself",
             params: r#"{"lamport":"no-tick-on-receive"}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "vector-no-tick-on-receive",
             bug: "a vector receive merges but does not tick its own entry",
             params: r#"{"vector":"no-tick-on-receive"}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "vector-compare-by-sum",
             bug: "vectors compared by the sum of their entries: nothing is ever concurrent",
             params: r#"{"vector":"compare-by-sum"}"#,
-            first_seed: 1,
+            seeds: 8,
         },
     ];
     Lab {

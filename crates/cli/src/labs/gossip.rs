@@ -180,19 +180,19 @@ pub fn lab() -> Lab {
             name: "push-only",
             bug: "rumor mongering without anti-entropy: a rumor goes cold before a partitioned peer can hear it",
             params: r#"{"mode":"push"}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "flooding",
             bug: "every peer pushes every rumor to every neighbour for many rounds: correct, but far over budget",
             params: r#"{"overlay":"complete","fanout":15,"rumor_rounds":10}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "slow-rounds",
             bug: "gossip rounds every 400 ms: correct, but the last peer hears of a broadcast far too late",
             params: r#"{"round_ms":400}"#,
-            first_seed: 1,
+            seeds: 8,
         },
     ];
     Lab {

@@ -8,13 +8,14 @@
 //! a student's code, which the skeleton's `tests/grade.rs` hands to the grader.
 
 pub mod clocks;
+pub mod failure;
 pub mod gossip;
 pub mod report;
 pub mod server;
 pub mod service;
 
 pub use report::write_run_folder;
-pub use server::{build_servers, LabNode, LabServer, ServerSetup};
+pub use server::{build_servers, build_servers_and, LabNode, LabServer, ServerSetup};
 
 use crate::testing::FaultWindow;
 use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 /// What a student's lab crate needs, in one `use detsim::labs::prelude::*;`.
 pub mod prelude {
-    pub use crate::labs::server::{build_servers, LabServer, ServerSetup};
+    pub use crate::labs::server::{build_servers, build_servers_and, LabServer, ServerSetup};
     pub use crate::labs::ScoreCard;
     pub use detsim_core::{AnySimulation, Ctx, Message, Node, NodeId, Op, Storage, TimerId, Value};
     pub use detsim_protocols::workload::{
@@ -50,8 +51,9 @@ pub struct Mutant {
     pub bug: &'static str,
     /// The reference's parameters (JSON) that switch the bug on.
     pub params: &'static str,
-    /// The first seed CI grades it from (chosen where the bug shows within the CI's few seeds).
-    pub first_seed: u64,
+    /// CI grades it on seeds `1..=seeds` (at least): the bug shows within them, with a margin
+    /// (measured: twice the first failing seed, at least 8).
+    pub seeds: u64,
 }
 
 /// What a grader grades when it is not a student's crate.
@@ -125,7 +127,16 @@ impl Lab {
 
 /// Every lab, in course order.
 pub fn all() -> Vec<Lab> {
-    vec![clocks::lab(), gossip::lab(), service::quorum_lab(), service::raft_lab(), service::paxos_lab()]
+    vec![
+        clocks::lab(),
+        failure::lab(),
+        gossip::lab(),
+        service::primary_backup_lab(),
+        service::quorum_lab(),
+        service::raft_lab(),
+        service::paxos_lab(),
+        service::two_phase_commit_lab(),
+    ]
 }
 
 /// The lab named `name` (or numbered `name`).

@@ -29,6 +29,11 @@ pub trait LabServer: Node {
     fn retry_policy() -> RetryPolicy {
         RetryPolicy { resend_ms: Some(300), retry_unknown: true, ..RetryPolicy::default() }
     }
+    /// The servers clients send requests to (default: all of them; two-phase commit's clients talk
+    /// to the coordinators only).
+    fn client_targets(setup: &ServerSetup) -> Vec<NodeId> {
+        setup.servers.clone()
+    }
 }
 
 /// What a server is told when it is built (at the start, and again after each restart).
@@ -40,6 +45,10 @@ pub struct ServerSetup {
     pub servers: Vec<NodeId>,
     /// What the clients do, so the state machine gives `add` its meaning (`StateMachine::new(kind)`).
     pub workload: WorkloadKind,
+    /// The cluster's extra nodes (after the clients: a view service, a coordinator...), in the
+    /// order [`build_servers_and`] was given their names. A node built with an id from this list
+    /// plays that role.
+    pub extra_nodes: Vec<NodeId>,
 }
 
 impl ServerSetup {
@@ -50,6 +59,10 @@ impl ServerSetup {
     /// How many servers make a majority.
     pub fn majority(&self) -> usize {
         self.servers.len() / 2 + 1
+    }
+    /// Whether this node is one of the extra nodes rather than a server.
+    pub fn is_extra(&self) -> bool {
+        self.extra_nodes.contains(&self.id)
     }
 }
 
@@ -130,17 +143,45 @@ pub fn build_servers<S: LabServer>(
     spec: &ClusterSpec,
     make: impl Fn(ServerSetup, &Storage) -> S + Clone + 'static,
 ) -> Result<Box<dyn AnySimulation>, String> {
+    build_servers_and(spec, &[], make)
+}
+
+/// Like [`build_servers`], plus one extra node per name in `extra` after the clients (a view
+/// service, say), also built by `make`: its `setup.id` is in `setup.extra_nodes`. The grader's
+/// faults only ever hit the servers `n1..nN`; extra nodes stay up, reachable from every side of a
+/// partition.
+pub fn build_servers_and<S: LabServer>(
+    spec: &ClusterSpec,
+    extra: &[&str],
+    make: impl Fn(ServerSetup, &Storage) -> S + Clone + 'static,
+) -> Result<Box<dyn AnySimulation>, String> {
     let layout = ClusterLayout::of(spec);
-    let servers = layout.servers.clone();
-    let workload = spec.workload.clone();
+    let first_extra = spec.nodes + spec.workload.clients;
+    let extra_nodes: Vec<NodeId> = (0..extra.len()).map(|i| NodeId((first_extra + i) as u32)).collect();
     let kind = spec.workload.kind;
-    let sim = build_cluster(
+    let setup = move |id: NodeId| ServerSetup {
+        id,
+        servers: layout.servers.clone(),
+        workload: kind,
+        extra_nodes: extra_nodes.clone(),
+    };
+    let servers = S::client_targets(&setup(NodeId(0)));
+    assert!(!servers.is_empty(), "clients need a server to talk to");
+    let workload = spec.workload.clone();
+    let server_setup = setup.clone();
+    let server_make = make.clone();
+    let mut sim = build_cluster(
         spec,
-        move |index, storage| {
-            let setup = ServerSetup { id: NodeId(index as u32), servers: servers.clone(), workload: kind };
-            LabNode::Server(make(setup, storage))
-        },
-        move |index| LabNode::Client(WorkloadClient::new(Wire(PhantomData), &workload, index, layout.servers.clone())),
+        move |index, storage| LabNode::Server(server_make(server_setup(NodeId(index as u32)), storage)),
+        move |index| LabNode::Client(WorkloadClient::new(Wire(PhantomData), &workload, index, servers.clone())),
     )?;
+    for (i, name) in extra.iter().enumerate() {
+        let (make, setup) = (make.clone(), setup.clone());
+        let id = NodeId((first_extra + i) as u32);
+        let added = sim.add_node_with_clock(name, spec.clock(first_extra + i), move |_, storage| {
+            LabNode::Server(make(setup(id), storage))
+        });
+        assert_eq!(added, id, "extra nodes come right after the clients");
+    }
     Ok(Box::new(sim))
 }

@@ -7,10 +7,15 @@
 use crate::labs::report::{fault_windows_json, RunFolder};
 use crate::labs::{grade_scenario, GradeOptions, Lab, Mutant, RunOutcome, ScenarioRun, ScoreCard, Variant};
 use crate::testing::schedule::{at, timeline};
-use crate::testing::{fault_schedule, CaseSpace, FaultKinds, FaultWindow, NetworkConditions};
-use detsim_check::{check_linearizable, operations, LinearizabilityOptions, Model, Operation, Outcome, Validity};
+use crate::testing::{fault_schedule, CaseSpace, FaultKinds, FaultWindow, NetworkConditions, WindowFault};
+use detsim_check::{
+    check_linearizable, check_transactions, operations, LinearizabilityOptions, Model, Operation, Outcome, TxnOptions,
+    Validity,
+};
 use detsim_core::{AnySimulation, History, Value};
 use detsim_protocols::{ClusterSpec, WorkloadKind, WorkloadSpec};
+use proptest::prelude::*;
+use proptest::strategy::BoxedStrategy;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -22,6 +27,8 @@ pub type BuildService<'a> = &'a dyn Fn(&ClusterSpec) -> Result<Box<dyn AnySimula
 pub struct ServiceChecks {
     /// Linearizability against this model.
     pub linearizable: Option<Model>,
+    /// Transactions checked for this consistency model (`strict-serializable`, ...; Elle's analysis).
+    pub transactions: Option<&'static str>,
     /// Every client completes an operation invoked after the heal, before the run ends.
     pub live_after_heal: bool,
     /// Reads invoked at least this long after the heal see every write that completed before they
@@ -39,7 +46,7 @@ pub struct ServiceChecks {
 }
 
 /// One scenario of a service lab.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ServiceScenario {
     pub name: &'static str,
     pub description: &'static str,
@@ -53,6 +60,8 @@ pub struct ServiceScenario {
     pub min_partition_side: u32,
     /// Partitions may cut clients off along with their side.
     pub partition_clients: bool,
+    /// A fault-schedule strategy of the scenario's own, instead of the one the fields above draw.
+    pub custom_faults: Option<fn(&ServiceScenario) -> BoxedStrategy<Vec<FaultWindow>>>,
     pub max_faults: usize,
     pub min_window_ms: u32,
     pub max_window_ms: u32,
@@ -64,7 +73,7 @@ pub struct ServiceScenario {
 }
 
 /// A service lab: its scenarios.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ServiceLab {
     pub scenarios: Vec<ServiceScenario>,
 }
@@ -74,6 +83,7 @@ pub struct ServiceLab {
 fn cp_scenarios(nodes: usize, max_messages_per_op: f64, max_p99_latency_ms: f64) -> Vec<ServiceScenario> {
     let checks = ServiceChecks {
         linearizable: Some(Model::CasRegister),
+        transactions: None,
         live_after_heal: true,
         fresh_reads_after_ms: None,
         min_availability_during_faults: None,
@@ -93,6 +103,7 @@ fn cp_scenarios(nodes: usize, max_messages_per_op: f64, max_p99_latency_ms: f64)
         fault_kinds: FaultKinds::NONE,
         min_partition_side: 1,
         partition_clients: false,
+        custom_faults: None,
         max_faults: 0,
         min_window_ms: 0,
         max_window_ms: 0,
@@ -152,6 +163,7 @@ fn cp_scenarios(nodes: usize, max_messages_per_op: f64, max_p99_latency_ms: f64)
 fn ap_scenarios() -> Vec<ServiceScenario> {
     let checks = ServiceChecks {
         linearizable: None,
+        transactions: None,
         live_after_heal: true,
         fresh_reads_after_ms: Some(1_000),
         min_availability_during_faults: Some(0.8),
@@ -170,6 +182,7 @@ fn ap_scenarios() -> Vec<ServiceScenario> {
         fault_kinds: FaultKinds::NONE,
         min_partition_side: 1,
         partition_clients: false,
+        custom_faults: None,
         max_faults: 0,
         min_window_ms: 0,
         max_window_ms: 0,
@@ -210,14 +223,104 @@ fn ap_scenarios() -> Vec<ServiceScenario> {
     vec![steady, partitions, crashes]
 }
 
+/// The scenarios of the two-phase commit lab: coordinators `n1 n2`, participants `n3..n5`,
+/// list-append transactions; strictly serializable (so all-or-nothing) throughout, live after heal.
+fn commit_scenarios() -> Vec<ServiceScenario> {
+    let mut scenarios = cp_scenarios(5, 24.0, 80.0);
+    let split_brain = scenarios.iter().position(|s| s.name == "split-brain").expect("a CP lab has split-brain");
+    // Instead of split brain (there is no leader), crash coordinators often while participants are
+    // cut off: what a coordinator decided must survive its crash.
+    scenarios[split_brain] = ServiceScenario {
+        name: "coordinator-crashes",
+        custom_faults: Some(coordinator_crashes),
+        max_faults: 12,
+        min_window_ms: 50,
+        max_window_ms: 400,
+        ..scenarios[split_brain].clone()
+    };
+    for scenario in &mut scenarios {
+        scenario.workload = WorkloadKind::ListAppend;
+        scenario.clients = 4;
+        scenario.keys = 8;
+        scenario.checks.linearizable = None;
+        scenario.checks.transactions = Some("strict-serializable");
+        scenario.description = match scenario.name {
+            "steady" => "no faults: strictly serializable transactions within the message and latency budget",
+            "coordinator-crashes" => {
+                "coordinators crash often and briefly while participants are cut off: a commit the coordinator \
+                 announced must reach every participant, and one it did not must not"
+            }
+            "partitions" => {
+                "partitions, isolated servers, one-way cuts, loss bursts, latency spikes: every transaction \
+                 all-or-nothing, strictly serializable; live once healed"
+            }
+            _ => {
+                "coordinators and participants crash and restart from their logs, pause, jump clocks: in-doubt \
+                 participants block rather than guess; live once everyone is back"
+            }
+        };
+    }
+    scenarios
+}
+
+/// Fault windows of the `coordinator-crashes` scenario: crashes of the coordinators `n1 n2` and
+/// isolations of the participants `n3..n5`.
+fn coordinator_crashes(scenario: &ServiceScenario) -> BoxedStrategy<Vec<FaultWindow>> {
+    let fault = prop_oneof![
+        (0u32..2).prop_map(|node| WindowFault::Crash { node }),
+        (2u32..scenario.nodes as u32).prop_map(|node| WindowFault::Isolate { node }),
+    ];
+    let window = (0..scenario.horizon_ms, scenario.min_window_ms..=scenario.max_window_ms, fault)
+        .prop_map(|(start_ms, duration_ms, fault)| FaultWindow { start_ms, duration_ms, fault });
+    proptest::collection::vec(window, 0..=scenario.max_faults).boxed()
+}
+
 /// The service lab behind `lab`.
 pub fn service_lab(lab: &str) -> Option<ServiceLab> {
     match lab {
         "raft" => Some(ServiceLab { scenarios: cp_scenarios(3, 12.0, 80.0) }),
-        "paxos" => Some(ServiceLab { scenarios: cp_scenarios(3, 12.0, 80.0) }),
-        "primary-backup" => Some(ServiceLab { scenarios: cp_scenarios(3, 8.0, 60.0) }),
+        "paxos" => Some(ServiceLab { scenarios: cp_scenarios(3, 15.0, 80.0) }),
+        "primary-backup" => Some(ServiceLab { scenarios: cp_scenarios(3, 20.0, 120.0) }),
         "quorum" => Some(ServiceLab { scenarios: ap_scenarios() }),
+        "two-phase-commit" => Some(ServiceLab { scenarios: commit_scenarios() }),
         _ => None,
+    }
+}
+
+/// Lab 4: primary-backup with failover.
+pub fn primary_backup_lab() -> Lab {
+    const MUTANTS: &[Mutant] = &[
+        Mutant {
+            name: "async",
+            bug: "asynchronous replication: the primary answers before its backups have the operation",
+            params: r#"{"mode":"async"}"#,
+            seeds: 12,
+        },
+        Mutant {
+            name: "no-fencing",
+            bug: "backups do not compare view numbers, so a deposed primary keeps completing operations",
+            params: r#"{"mutant_no_fencing":true}"#,
+            seeds: 8,
+        },
+        Mutant {
+            name: "ack-before-apply",
+            bug: "a backup acknowledges an operation on arrival, before it applied it and those before it",
+            params: r#"{"mutant_ack_before_apply":true}"#,
+            seeds: 50,
+        },
+    ];
+    Lab {
+        number: 4,
+        name: "primary-backup",
+        title: "Primary-backup replication with a view service and failover",
+        guide: "docs/labs/04-primary-backup.md",
+        reference: "primary-backup",
+        mutants: MUTANTS,
+        skeleton: &[
+            ("src/lib.rs", include_str!("../../lab-skeletons/primary-backup/src/lib.rs")),
+            ("tests/grade.rs", include_str!("../../lab-skeletons/primary-backup/tests/grade.rs")),
+        ],
+        grade_variant: grade_registry_variant,
     }
 }
 
@@ -228,14 +331,14 @@ pub fn raft_lab() -> Lab {
             name: "stale-reads",
             bug: "the leader answers reads from its own state without confirming it still leads",
             params: r#"{"mutants":{"stale_reads":true}}"#,
-            // A deposed leader needs a client cut off with it: seed 20 draws that split brain.
-            first_seed: 20,
+            // A deposed leader needs a client cut off with it, and a write on the other side.
+            seeds: 80,
         },
         Mutant {
             name: "vote-without-log-check",
             bug: "votes are granted without checking that the candidate's log is up to date",
             params: r#"{"mutants":{"vote_without_log_check":true}}"#,
-            first_seed: 1,
+            seeds: 8,
         },
     ];
     Lab {
@@ -257,23 +360,16 @@ pub fn raft_lab() -> Lab {
 pub fn paxos_lab() -> Lab {
     const MUTANTS: &[Mutant] = &[
         Mutant {
-            name: "accept-lower-ballot",
-            bug: "an acceptor accepts proposals with a ballot lower than the one it promised",
-            params: r#"{"mutant_accept_lower_ballot":true}"#,
-            // Needs a competing proposer at the wrong moment: seed 233 draws one.
-            first_seed: 233,
-        },
-        Mutant {
             name: "skip-phase-1",
             bug: "a server that times out makes itself leader without running phase 1",
             params: r#"{"mutant_skip_phase1":true}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "ignore-accepted",
             bug: "a new leader ignores the values the acceptors reported in phase 1",
             params: r#"{"mutant_ignore_accepted":true}"#,
-            first_seed: 1,
+            seeds: 8,
         },
     ];
     Lab {
@@ -298,22 +394,22 @@ pub fn quorum_lab() -> Lab {
             name: "repair-restamps",
             bug: "read repair writes the value it read back as a fresh version, overwriting newer writes",
             params: r#"{"mutant_repair_restamps":true}"#,
-            first_seed: 1,
+            seeds: 8,
         },
         Mutant {
             name: "no-convergence",
             bug: "no hinted handoff, read repair or anti-entropy: replicas that missed writes stay behind",
             params: r#"{"read_repair":false,"anti_entropy":false,"sloppy_quorum":false,"read_quorum_r":1,"write_quorum_w":1}"#,
-            // A replica must miss a write and be read before the key is written again: seed 19.
-            first_seed: 19,
+            // A replica must miss a write and be read before the key is written again.
+            seeds: 10,
         },
         Mutant {
             name: "strict-quorum",
             bug:
                 "strict quorums without sloppy fallbacks: writes fail while the home replicas are cut off (CP, not AP)",
             params: r#"{"sloppy_quorum":false}"#,
-            // A partition must cut two of a key's three homes off from a busy coordinator: seed 9.
-            first_seed: 9,
+            // A partition must cut two of a key's three homes off from a busy coordinator.
+            seeds: 20,
         },
     ];
     Lab {
@@ -326,6 +422,38 @@ pub fn quorum_lab() -> Lab {
         skeleton: &[
             ("src/lib.rs", include_str!("../../lab-skeletons/quorum/src/lib.rs")),
             ("tests/grade.rs", include_str!("../../lab-skeletons/quorum/tests/grade.rs")),
+        ],
+        grade_variant: grade_registry_variant,
+    }
+}
+
+/// Lab 8: two-phase commit.
+pub fn two_phase_commit_lab() -> Lab {
+    const MUTANTS: &[Mutant] = &[
+        Mutant {
+            name: "heuristic-commit",
+            bug: "an in-doubt participant commits on its own after 200 ms instead of waiting for the decision",
+            params: r#"{"participant":{"bug_heuristic_commit_after_ns":200000000}}"#,
+            seeds: 8,
+        },
+        Mutant {
+            name: "no-decision-log",
+            bug: "the coordinator announces a commit without logging it first, and forgets it in a crash",
+            params: r#"{"coordinator":{"bug_no_decision_log":true}}"#,
+            // A coordinator must crash while a participant it sent a commit to is cut off.
+            seeds: 60,
+        },
+    ];
+    Lab {
+        number: 8,
+        name: "two-phase-commit",
+        title: "Two-phase commit: atomic transactions across participants, and blocking",
+        guide: "docs/labs/08-two-phase-commit.md",
+        reference: "two-phase-commit",
+        mutants: MUTANTS,
+        skeleton: &[
+            ("src/lib.rs", include_str!("../../lab-skeletons/two-phase-commit/src/lib.rs")),
+            ("tests/grade.rs", include_str!("../../lab-skeletons/two-phase-commit/tests/grade.rs")),
         ],
         grade_variant: grade_registry_variant,
     }
@@ -489,6 +617,17 @@ fn judge(
             Err(error) => outcome.fail("linearizable", format!("malformed history: {error:?}")),
         }
     }
+    if let Some(consistency) = checks.transactions {
+        let options = TxnOptions::for_consistency(consistency).expect("the lab names a known model");
+        match check_transactions(ops, &options) {
+            Ok(verdict) if verdict.valid == Validity::Valid => {}
+            Ok(verdict) => outcome.fail(consistency, format!("{verdict}")),
+            Err(error) => outcome.fail(consistency, format!("malformed history: {error:?}")),
+        }
+        if let Some(lost) = first_lost_append(ops) {
+            outcome.fail("committed appends stay", lost);
+        }
+    }
     if let Some(min) = checks.min_availability_during_faults {
         let during: Vec<&Operation> =
             ops.iter().filter(|op| matches!(op.f.as_str(), "read" | "write") && during_fault(op.invoke_ns)).collect();
@@ -597,6 +736,56 @@ fn first_stale_read(ops: &[Operation], from_ns: u64) -> Option<String> {
     None
 }
 
+/// The micro-ops `[f key value]` of a transaction's value.
+fn micro_ops(value: &Value) -> Vec<(String, Value, Value)> {
+    let Some(list) = value.as_list() else { return Vec::new() };
+    list.iter()
+        .filter_map(|m| match m.as_list() {
+            Some([f, key, value]) => Some((f.as_str()?.to_string(), key.clone(), value.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first read that misses an append of a transaction acknowledged before the read's
+/// transaction began. Strict serializability demands that it see it; Elle's inference cannot
+/// place an append no read ever shows, so a commit lost on some participant needs this check.
+fn first_lost_append(ops: &[Operation]) -> Option<String> {
+    let committed: Vec<&Operation> = ops.iter().filter(|op| op.outcome == Outcome::Ok && op.f == "txn").collect();
+    let mut appends: Vec<(u64, usize, Value, Value)> = Vec::new(); // (completed, op id, key, value)
+    for op in &committed {
+        let Some(done) = op.complete_ns else { continue };
+        for (f, key, value) in micro_ops(&op.input) {
+            if f == "append" {
+                appends.push((done, op.id, key, value));
+            }
+        }
+    }
+    for reader in &committed {
+        for (f, key, seen) in micro_ops(&reader.output) {
+            if f != "r" {
+                continue;
+            }
+            let seen = seen.as_list().map(<[Value]>::to_vec).unwrap_or_default();
+            let missing = appends.iter().find(|(done, writer, k, v)| {
+                *done < reader.invoke_ns && *writer != reader.id && *k == key && !seen.contains(v)
+            });
+            if let Some((done, writer, _, value)) = missing {
+                return Some(format!(
+                    "transaction #{} (invoked at {:.1}ms) read key {key} as {} without the {value} that transaction \
+                     #{writer} appended and was acknowledged for at {:.1}ms: a committed write was lost (did every \
+                     participant commit it?)",
+                    reader.id,
+                    reader.invoke_ns as f64 / 1e6,
+                    Value::List(seen.clone()),
+                    *done as f64 / 1e6
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Grades `build` (a student's cluster, or a registry protocol's) on the service lab `service`.
 pub fn grade(
     lab: &Lab,
@@ -617,7 +806,10 @@ pub fn grade(
             partition_clients: if scenario.partition_clients { scenario.clients as u32 } else { 0 },
             ..CaseSpace::default()
         };
-        let schedules = fault_schedule(scenario.nodes as u32, scenario.horizon_ms, &space);
+        let schedules = match scenario.custom_faults {
+            Some(custom) => custom(scenario),
+            None => fault_schedule(scenario.nodes as u32, scenario.horizon_ms, &space),
+        };
         let mut budgets: Vec<(&str, f64)> = Vec::new();
         if let Some(max) = scenario.checks.max_messages_per_op {
             budgets.push(("messages per op", max));

@@ -57,6 +57,9 @@ pub struct ClientSettings {
     /// From this time on, a client whose plan is done keeps reading until one read succeeds, so
     /// that liveness after the heal can be measured. `None`: no probing.
     pub probe_from_ms: Option<u64>,
+    /// At this time, a client whose plan is done reads every key of its plan once more: the final
+    /// reads eventual-convergence checking needs. `None`: no final reads.
+    pub final_read_at_ms: Option<u64>,
     /// No operation starts at or after this time.
     pub stop_at_ms: u64,
     /// Spread the plan over time: the plan's `k`-th operation starts no earlier than `k * pace_ms`
@@ -71,6 +74,7 @@ impl Default for ClientSettings {
             redirect_delay_ms: 10,
             think_ms: 20,
             probe_from_ms: None,
+            final_read_at_ms: None,
             stop_at_ms: u64::MAX,
             pace_ms: 0,
         }
@@ -111,6 +115,8 @@ pub struct Client {
     next_request_seq: u64,
     /// A read has succeeded since `probe_from_ms`: stop probing.
     probed_ok: bool,
+    /// The keys still to read at `final_read_at_ms` (filled when the plan is set).
+    final_reads: Vec<Option<Value>>,
     /// Ops issued so far (the plan's and the probes).
     issued: u64,
 }
@@ -123,6 +129,14 @@ impl Client {
     pub fn new(index: u32, clients: u32, servers: u32, settings: ClientSettings, plan: Vec<Op>) -> Self {
         assert!(index < clients, "client index {index} out of {clients}");
         assert!(servers > 0, "a cluster has at least one server");
+        let mut final_reads: Vec<Option<Value>> = Vec::new();
+        if settings.final_read_at_ms.is_some() {
+            for op in &plan {
+                if !final_reads.contains(&op.key) {
+                    final_reads.push(op.key.clone());
+                }
+            }
+        }
         Client {
             index,
             clients,
@@ -135,6 +149,7 @@ impl Client {
             target: NodeId(index % servers),
             next_request_seq: 0,
             probed_ok: false,
+            final_reads,
             issued: 0,
         }
     }
@@ -166,14 +181,21 @@ impl Client {
             self.next_in_plan += 1;
             self.plan[self.next_in_plan - 1].clone()
         } else {
-            match self.settings.probe_from_ms {
-                Some(from_ms) if !self.probed_ok => {
+            match (self.settings.probe_from_ms, self.settings.final_read_at_ms) {
+                (Some(from_ms), _) if !self.probed_ok => {
                     if now_ms < from_ms {
                         ctx.set_timer(Duration::from_millis(from_ms - now_ms), tag::NEXT);
                         return;
                     }
                     let key = self.plan.first().and_then(|op| op.key.clone());
                     Op::new("read", key, Value::Nil)
+                }
+                (_, Some(final_ms)) if !self.final_reads.is_empty() => {
+                    if now_ms < final_ms {
+                        ctx.set_timer(Duration::from_millis(final_ms - now_ms), tag::NEXT);
+                        return;
+                    }
+                    Op::new("read", self.final_reads.remove(0), Value::Nil)
                 }
                 _ => return,
             }

@@ -6,12 +6,14 @@
 use crate::testing::case::{test_cases, CaseSpace, OpMix, TestCase};
 use crate::testing::harness::{Actor, Client, ClientSettings, Service};
 use crate::testing::schedule::{self, at, timeline};
-use detsim_check::{check_linearizable, LinearizabilityOptions, Model, Outcome, Verdict};
+use detsim_check::{
+    check_causal, check_eventual, check_linearizable, check_sequential, check_session, CausalOptions, EventualOptions,
+    LinearizabilityOptions, Model, Outcome, SessionGuarantee, SessionOptions, Validity, Verdict,
+};
 use detsim_core::{History, Limits, NodeId, RunStats, SimConfig, SimError, Simulation, Storage};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The environment variable that makes [`check`] run one case (JSON) instead of searching.
 pub const REPLAY_ENV: &str = "DETSIM_REPLAY";
@@ -100,6 +102,7 @@ impl<N: Service> Cluster<N> {
             // The plan spreads over the fault horizon, whatever its length.
             pace_ms: u64::from(self.horizon_ms) / longest_plan,
             probe_from_ms: Some(u64::from(self.horizon_ms)),
+            final_read_at_ms: Some(u64::from(self.horizon_ms) + u64::from(self.liveness_timeout_ms) / 2),
             stop_at_ms: u64::from(self.horizon_ms) + u64::from(self.liveness_timeout_ms),
             ..self.client.clone()
         };
@@ -152,6 +155,12 @@ pub fn run<N: Service>(cluster: &Cluster<N>, case: &TestCase) -> Report {
     report
 }
 
+/// The checkers' options for a test: partitioned by key, and a memory budget (5 million memo
+/// entries) rather than a wall-clock one.
+fn checker_options() -> LinearizabilityOptions {
+    LinearizabilityOptions { max_memory_entries: 5_000_000, ..LinearizabilityOptions::default() }
+}
+
 /// How long after the heal each client first completed an operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Liveness {
@@ -194,10 +203,72 @@ pub struct Report {
 }
 
 impl Report {
-    /// Checks the history for linearizability against `model` (time budget: 10 s of wall time).
+    /// Checks the history for linearizability against `model`. The checker's budget is memory, not
+    /// wall time, so the verdict does not depend on the machine.
     pub fn linearizable(&self, model: Model) -> Result<Verdict, String> {
-        let options = LinearizabilityOptions { time_budget: Some(Duration::from_secs(10)), ..Default::default() };
-        check_linearizable(&self.history, model, &options).map_err(|e| format!("malformed history: {e:?}"))
+        check_linearizable(&self.history, model, &checker_options()).map_err(|e| format!("malformed history: {e:?}"))
+    }
+
+    /// Checks the history for sequential consistency against `model` (a legal order of all operations
+    /// that keeps each client process's order, real time aside).
+    pub fn sequential(&self, model: Model) -> Result<Verdict, String> {
+        check_sequential(&self.history, model, &checker_options()).map_err(|e| format!("malformed history: {e:?}"))
+    }
+
+    /// Checks the history for causal consistency (registers with unique written values: the bad
+    /// patterns of Bouajjani et al., POPL 2017).
+    pub fn causal(&self) -> Result<Verdict, String> {
+        let ops = detsim_check::operations(&self.history).map_err(|e| format!("malformed history: {e:?}"))?;
+        Ok(check_causal(&ops, &CausalOptions::default()))
+    }
+
+    /// Checks eventual convergence: the final reads invoked at least `settle_ms` after the heal agree,
+    /// and include every acknowledged write. The harness's clients read every key they used once
+    /// more half-way through the liveness timeout (1.5 s after the heal by default), so `settle_ms`
+    /// must be shorter than that.
+    pub fn eventual(&self, settle_ms: u32) -> Result<Verdict, String> {
+        let ops = detsim_check::operations(&self.history).map_err(|e| format!("malformed history: {e:?}"))?;
+        let options = EventualOptions {
+            heal_ns: Some(u64::from(self.heal_at_ms) * 1_000_000),
+            settle_ns: u64::from(settle_ms) * 1_000_000,
+            ..EventualOptions::default()
+        };
+        Ok(check_eventual(&ops, &options))
+    }
+
+    /// Checks one session guarantee (read-your-writes, monotonic reads, ...) per client process.
+    pub fn session(&self, guarantee: SessionGuarantee) -> Result<Verdict, String> {
+        let ops = detsim_check::operations(&self.history).map_err(|e| format!("malformed history: {e:?}"))?;
+        Ok(check_session(&ops, guarantee, &SessionOptions::default()))
+    }
+
+    /// Fails unless the run finished and the history is causally consistent.
+    pub fn assert_causal(&self) -> Result<(), TestCaseError> {
+        self.assert_ran()?;
+        self.judged_verdict("causally consistent", self.causal())
+    }
+
+    /// Fails unless the run finished and the replicas converged `settle_ms` after the heal.
+    pub fn assert_converged_after_heal(&self, settle_ms: u32) -> Result<(), TestCaseError> {
+        self.assert_ran()?;
+        self.judged_verdict("eventually consistent", self.eventual(settle_ms))
+    }
+
+    /// Fails unless the run finished and every client session kept `guarantee`.
+    pub fn assert_session(&self, guarantee: SessionGuarantee) -> Result<(), TestCaseError> {
+        self.assert_ran()?;
+        self.judged_verdict(&format!("{guarantee:?}"), self.session(guarantee))
+    }
+
+    fn judged_verdict(&self, what: &str, verdict: Result<Verdict, String>) -> Result<(), TestCaseError> {
+        match verdict {
+            Ok(verdict) if verdict.valid == Validity::Valid => Ok(()),
+            Ok(verdict) if verdict.valid == Validity::Unknown => {
+                Err(self.failure(&format!("the checker could not decide whether this is {what}:\n{verdict}")))
+            }
+            Ok(verdict) => Err(self.failure(&format!("not {what}:\n{verdict}"))),
+            Err(error) => Err(self.failure(&error)),
+        }
     }
 
     /// Operation counts by outcome.
@@ -234,9 +305,23 @@ impl Report {
     /// Fails unless the run finished without error and the history is linearizable for `model`.
     pub fn assert_linearizable(&self, model: Model) -> Result<(), TestCaseError> {
         self.assert_ran()?;
-        match self.linearizable(model) {
-            Ok(verdict) if verdict.is_valid() => Ok(()),
-            Ok(verdict) => Err(self.failure(&format!("not linearizable ({model}):\n{verdict}"))),
+        self.judged("linearizable", model, self.linearizable(model))
+    }
+
+    /// Fails unless the run finished without error and the history is sequentially consistent for
+    /// `model`.
+    pub fn assert_sequential(&self, model: Model) -> Result<(), TestCaseError> {
+        self.assert_ran()?;
+        self.judged("sequentially consistent", model, self.sequential(model))
+    }
+
+    fn judged(&self, what: &str, model: Model, verdict: Result<Verdict, String>) -> Result<(), TestCaseError> {
+        match verdict {
+            Ok(verdict) if verdict.valid == Validity::Valid => Ok(()),
+            Ok(verdict) if verdict.valid == Validity::Unknown => {
+                Err(self.failure(&format!("the checker could not decide whether this is {what} ({model}):\n{verdict}")))
+            }
+            Ok(verdict) => Err(self.failure(&format!("not {what} ({model}):\n{verdict}"))),
             Err(error) => Err(self.failure(&error)),
         }
     }
@@ -311,11 +396,36 @@ impl Report {
     }
 }
 
-/// The one-line command that re-runs `case` in the current test.
+/// The one-line command that re-runs `case` in the current test: `DETSIM_REPLAY='<case>' cargo test
+/// -p <package> --test <file> -- <test> --exact`, with the package, test target and test name taken
+/// from the running test binary when it can tell them.
 pub fn replay_command(case: &TestCase) -> String {
     let test = std::thread::current().name().filter(|n| *n != "main").map(str::to_string);
     let filter = test.map_or(String::from(" -- <test name> --exact"), |name| format!(" -- {name} --exact"));
-    format!("{REPLAY_ENV}='{}' cargo test{filter}", case.to_json())
+    let package = std::env::var("CARGO_PKG_NAME").ok();
+    let mut target = String::new();
+    if let Some(package) = &package {
+        target.push_str(&format!(" -p {package}"));
+    }
+    if let Some(selector) = test_target(package.as_deref()) {
+        target.push(' ');
+        target.push_str(&selector);
+    }
+    format!("{REPLAY_ENV}='{}' cargo test{target}{filter}", case.to_json())
+}
+
+/// `--test <file>` (or `--lib`) for the running test binary, from its file name (`<target>-<hash>`).
+fn test_target(package: Option<&str>) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let stem = exe.file_stem()?.to_str()?;
+    let (name, hash) = stem.rsplit_once('-')?;
+    if hash.len() != 16 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    match package {
+        Some(package) if package.replace('-', "_") == name => Some("--lib".to_string()),
+        _ => Some(format!("--test {name}")),
+    }
 }
 
 /// A property's minimal failing case, as proptest shrank it.

@@ -86,6 +86,8 @@ impl FaultKinds {
     };
     /// Only node faults: crash/restart and pause/resume.
     pub const NODES: FaultKinds = FaultKinds { crash: true, pause: true, ..Self::NONE };
+    /// Only crash/restart.
+    pub const CRASHES: FaultKinds = FaultKinds { crash: true, ..Self::NONE };
 
     pub fn is_empty(&self) -> bool {
         *self == Self::NONE
@@ -219,6 +221,9 @@ pub fn timeline(windows: &[FaultWindow], servers: u32, heal_at_ms: u32) -> Vec<T
         let (open, close) = window.fault.faults(servers);
         keyed.push((start_ms, 0, index, 0, open));
         let Some(close) = close else { continue };
+        if close == Fault::Heal && end_ms >= heal_at_ms {
+            continue; // the final heal closes it
+        }
         keyed.push((end_ms, 1, index, 0, close));
         if !window.fault.is_network_cut() || end_ms >= heal_at_ms {
             continue;
