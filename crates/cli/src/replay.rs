@@ -112,12 +112,12 @@ impl Write for PrintingTrace {
 /// Runs `detsim replay`.
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let (loaded, seed) = args.scenario.load()?;
-    let plan = Plan::new(&loaded, seed).map_err(Exit::bad_input)?;
+    let plan = Plan::new(&loaded, seed).map_err(|error| Exit::bad_input(error.to_string()))?;
     for name in &args.node {
-        if detsim_scenario::plan::node_index(name, plan.servers, plan.clients).is_none() {
+        if !plan.node_names.contains(name) {
             return Err(Exit::bad_input(format!(
-                "--node {name:?}: no such node; seed {seed} has servers n1..n{} and {} clients",
-                plan.servers, plan.clients
+                "--node {name:?}: no such node; seed {seed} has {}",
+                detsim_scenario::plan::describe_names(&plan.node_names)
             )));
         }
     }

@@ -145,6 +145,11 @@ pub fn summary_text(outcome: &RunOutcome, out_dir: Option<&Path>, report: Option
             format!("p50 {}  p99 {}  max {}", human_ns(latency.p50), human_ns(latency.p99), human_ns(latency.max)),
         );
     }
+    if let Some(cap) = &outcome.cap {
+        if let Some(text) = cap_text(cap) {
+            line("cap", text);
+        }
+    }
     let per_op = if outcome.ops == 0 {
         "no operations".to_string()
     } else {
@@ -190,6 +195,32 @@ pub fn summary_text(outcome: &RunOutcome, out_dir: Option<&Path>, report: Option
     }
     line("replay", outcome.replay_command());
     lines.iter().map(|(label, value)| format!("{} {value}\n", style.dim(&format!("{label:<12}")))).collect()
+}
+
+/// The CAP figures of a run in one line: success inside and outside fault windows, stale reads,
+/// unknown outcomes (`None` when the report is an error).
+pub fn cap_text(cap: &serde_json::Value) -> Option<String> {
+    let fraction = |counts: &serde_json::Value| {
+        let ops = counts["ops"].as_u64().unwrap_or(0);
+        match counts["success_fraction"].as_f64() {
+            Some(f) if ops > 0 => format!("{:.1}% of {ops}", f * 100.0),
+            _ => "no operations".to_string(),
+        }
+    };
+    cap.get("overall")?;
+    let mut text = format!(
+        "ok inside faults {}, outside {}; stale reads {} of {}",
+        fraction(&cap["inside_faults"]),
+        fraction(&cap["outside_faults"]),
+        cap["stale_reads"].as_u64().unwrap_or(0),
+        cap["reads"].as_u64().unwrap_or(0)
+    );
+    let worst = cap["worst_staleness_ns"].as_u64().unwrap_or(0);
+    if worst > 0 {
+        text.push_str(&format!(" (worst {})", human_ns(worst)));
+    }
+    text.push_str(&format!("; unknown outcomes {}", cap["unknown_outcomes"].as_u64().unwrap_or(0)));
+    Some(text)
 }
 
 /// The swarm knobs drawn for a seed, as `nodes=5 loss=0.01 ...`.

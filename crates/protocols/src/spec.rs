@@ -50,6 +50,11 @@ pub struct WorkloadSpec {
     pub stop_at_ns: Option<u64>,
     /// Fraction of reads among operations (the rest are writes/updates of the workload's kind).
     pub read_fraction: f64,
+    /// From this time on (the client's own clock) clients issue only reads, so that a run ends
+    /// with reads of a quiet system (what eventual-convergence checks judge); `None`: never.
+    /// Honoured by the shared [`crate::workload::WorkloadClient`].
+    #[serde(default)]
+    pub updates_until_ns: Option<u64>,
 }
 
 impl Default for WorkloadSpec {
@@ -65,6 +70,7 @@ impl Default for WorkloadSpec {
             max_ops_per_client: None,
             stop_at_ns: None,
             read_fraction: 0.5,
+            updates_until_ns: None,
         }
     }
 }

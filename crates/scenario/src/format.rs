@@ -116,6 +116,58 @@ pub struct CheckOptions {
     /// Porcupine's stricter reading of a failed cas (see detsim check --strict-cas).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strict_cas: bool,
+    /// Grace period after a disturbance before a check judges: for "eventual", how long after the
+    /// last fault window closes reads start to count as final; for "lookups", how long after a
+    /// crash or restart lookups are judged again; for "clock-sync", how long after a clock fault
+    /// readings of that node are judged again (default "0s").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Duration>,
+    /// "lookups" and "clock-sync" judge only what happens at or after this time (the protocol's
+    /// warm-up: joins, first synchronisation rounds). Default: from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_from: Option<Duration>,
+    /// The "stale-reads" check passes with at most this many stale reads (default 0, or no limit
+    /// when `max_staleness` is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stale_reads: Option<u64>,
+    /// The "stale-reads" check passes when no read is staler than this (e.g. a cache's TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_staleness: Option<Duration>,
+    /// The "latency" check: the median latency of successful operations is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_p50: Option<Duration>,
+    /// The "latency" check: the 99th percentile latency of successful operations is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_p99: Option<Duration>,
+    /// The "latency" check: no successful operation took longer than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency: Option<Duration>,
+    /// The "unknown-outcomes" check passes with at most this many operations whose outcome is
+    /// unknown (timed out, crashed mid-operation; those the end of the run cut short do not count)
+    /// (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unknown_outcomes: Option<u64>,
+    /// "broadcast-delivery": every server must deliver each broadcast within this long of it
+    /// (default: by the end of the run). Broadcasts later than `duration - deliver_within` are not
+    /// judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_within: Option<Duration>,
+    /// "failure-detection": the measurement event that declares a node failed (default "dead";
+    /// heartbeat and phi-accrual detectors record "suspect").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_event: Option<String>,
+    /// "failure-detection": every live server must declare a crashed (or paused) node failed
+    /// within this long of the crash. Also the grace after a restart during which declaring the
+    /// node failed still counts as true. Default: completeness is not judged, only accuracy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect_within: Option<Duration>,
+    /// "failure-detection": at most this many declarations of a node that was up (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_false_detections: Option<u64>,
+    /// "clock-sync": the largest error (corrected clock minus true time, either way) allowed of any
+    /// synchronised clock reading that is judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clock_error: Option<Duration>,
 }
 
 impl CheckOptions {
@@ -404,6 +456,11 @@ pub struct Workload {
     /// Fraction of reads among operations, in [0, 1] (default 0.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_fraction: Option<f64>,
+    /// From this time on clients only read, so the run ends with reads of a quiet system (what
+    /// the "eventual" check judges). Honoured by the replicated protocols' shared client (raft,
+    /// multi-paxos, primary-backup, dynamo, crdt-*, two-phase-commit); default: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updates_until: Option<Duration>,
 }
 
 /// Every kind of scripted fault.

@@ -5,6 +5,7 @@
 pub mod checks;
 pub mod format;
 pub mod load;
+pub mod measured;
 pub mod plan;
 pub mod run;
 pub mod schema;

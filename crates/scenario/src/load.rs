@@ -3,7 +3,8 @@
 //! names, times), each error placed at `file:line:column` through a spanned parse of the same text.
 
 use crate::format::Scenario;
-use crate::validate::validate;
+use crate::plan::Plan;
+use crate::validate::{check_names, validate, Problem, Validation};
 use detsim_protocols::ProtocolEntry;
 use std::fmt;
 use std::ops::Range;
@@ -147,7 +148,21 @@ pub fn load_str(
         diagnostics: vec![diagnostic_at(error.span(), error.message().trim().to_string())],
     })?;
     let spans = DeTable::parse(text).ok();
-    let problems = validate(&scenario, registry);
+    let Validation { mut problems, unresolved_names } = validate(&scenario, registry);
+    let protocol = registry.iter().find(|entry| entry.name == scenario.cluster.protocol);
+    if let (true, false, Some(protocol)) = (problems.is_empty(), unresolved_names.is_empty(), protocol) {
+        // Names that are neither servers nor clients: the simulation knows its extra nodes.
+        match Plan::build(&scenario, protocol, scenario.seed) {
+            Ok(_) => {}
+            Err(error) if !error.node_names.is_empty() => {
+                problems.extend(check_names(&unresolved_names, &error.node_names));
+                if problems.is_empty() {
+                    problems.push(Problem { path: error.path.unwrap_or_default(), message: error.message });
+                }
+            }
+            Err(error) => problems.push(Problem { path: error.path.unwrap_or_default(), message: error.message }),
+        }
+    }
     if !problems.is_empty() {
         let diagnostics = problems
             .into_iter()

@@ -7,11 +7,12 @@
 //! swarm knobs `(Swarm, 0)`, clock skew and drift `(Swarm, 1)`, the nemesis `(Nemesis, 0)`.
 
 use crate::format::{FaultKind, FaultSpec, Latency, Nemesis, NemesisFault, Scenario, WorkloadKind};
-use crate::load::LoadedScenario;
+use crate::load::{Diagnostic, LoadedScenario, ScenarioError};
 use crate::units::{Duration, SignedDuration};
 use detsim_core::rng::{derive_stream, StreamPurpose};
+use detsim_core::AnySimulation;
 use detsim_core::{Fault, LatencyDist, LinkConfig, LocalClock, NetworkConfig, NodeId, SimRng, Topology};
-use detsim_protocols::{ClusterSpec, WorkloadSpec};
+use detsim_protocols::{ClusterSpec, ProtocolEntry, WorkloadSpec};
 use rand::RngExt;
 use serde_json::json;
 
@@ -32,6 +33,78 @@ pub struct Plan {
     pub faults: Vec<(u64, Fault)>,
     /// The swarm knobs drawn for this seed, when in swarm mode.
     pub swarm: Option<serde_json::Value>,
+    /// Every node of the simulation in id order, as the protocol names them: servers `n1..nN`,
+    /// clients `c1..cM`, then any extra nodes the protocol adds (`vs`, `store`, `lb`, ...).
+    pub node_names: Vec<String>,
+}
+
+/// A problem building a plan that validation could not see, with the dotted path of the value it
+/// is about when it has one (the loader turns it into a line and column).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanError {
+    pub path: Option<String>,
+    pub message: String,
+    /// The simulation's node names, when the error came after it was built (a fault naming a node
+    /// it does not have).
+    pub node_names: Vec<String>,
+}
+
+impl PlanError {
+    fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        PlanError { path: Some(path.into()), message: message.into(), node_names: Vec::new() }
+    }
+
+    /// This error as a scenario error of `loaded`, placed at its line and column.
+    pub fn into_scenario_error(self, loaded: &LoadedScenario) -> ScenarioError {
+        let (line, column) = self.path.as_deref().and_then(|path| loaded.locate(path)).unzip();
+        ScenarioError {
+            diagnostics: vec![Diagnostic { file: loaded.file.clone(), line, column, message: self.message }],
+        }
+    }
+}
+
+/// The node names of a simulation, to resolve the names scenarios use into node ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeNames<'a>(pub &'a [String]);
+
+impl NodeNames<'_> {
+    /// The node id of `name`.
+    pub fn id(&self, name: &str) -> Option<NodeId> {
+        self.0.iter().position(|n| n == name).map(|i| NodeId(u32::try_from(i).expect("fewer than 2^32 nodes")))
+    }
+
+    /// The names for messages: `n1..n5, c1..c3, vs`.
+    pub fn describe(&self) -> String {
+        describe_names(self.0)
+    }
+}
+
+/// `n1..n5, c1..c3, vs`: runs of numbered names collapsed.
+pub fn describe_names(names: &[String]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < names.len() {
+        let numbered = |name: &str| {
+            let (prefix, number) = name.split_at_checked(1)?;
+            Some((prefix.to_string(), number.parse::<usize>().ok()?))
+        };
+        let Some((prefix, first)) = numbered(&names[i]) else {
+            parts.push(names[i].clone());
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        while j < names.len() && numbered(&names[j]) == Some((prefix.clone(), first + (j - i))) {
+            j += 1;
+        }
+        if j - i >= 3 {
+            parts.push(format!("{}..{}", names[i], names[j - 1]));
+        } else {
+            parts.extend(names[i..j].iter().cloned());
+        }
+        i = j;
+    }
+    parts.join(", ")
 }
 
 /// The node index of `name` (`n1..nN` are servers `0..N`, `c1..cM` clients `N..N+M`).
@@ -65,9 +138,15 @@ pub fn latency_dist(latency: &Latency) -> LatencyDist {
 
 /// The workload kind a scenario runs: its own, or the protocol's first.
 pub fn workload_kind(loaded: &LoadedScenario) -> WorkloadKind {
-    loaded.scenario.workload.kind.unwrap_or_else(|| {
-        loaded.protocol.workloads.first().map_or(WorkloadKind::None, |k| WorkloadKind::from_protocol(*k))
-    })
+    scenario_workload_kind(&loaded.scenario, &loaded.protocol)
+}
+
+/// The workload kind `scenario` runs on `protocol`: its own, or the protocol's first.
+pub fn scenario_workload_kind(scenario: &Scenario, protocol: &ProtocolEntry) -> WorkloadKind {
+    scenario
+        .workload
+        .kind
+        .unwrap_or_else(|| protocol.workloads.first().map_or(WorkloadKind::None, |k| WorkloadKind::from_protocol(*k)))
 }
 
 /// Draws the swarm knobs for `seed` into a copy of the scenario. Returns the copy (without
@@ -234,11 +313,33 @@ pub fn nemesis_faults(nemesis: &Nemesis, servers: usize, duration_ns: u64, seed:
     faults
 }
 
+/// The node names a fault uses, with the dotted key of each (`node`, `groups.1.0`, `left.2`, ...).
+pub fn fault_node_names(fault: &FaultSpec) -> Vec<(String, &str)> {
+    let mut out: Vec<(String, &str)> = Vec::new();
+    for (key, name) in [("node", &fault.node), ("bridge", &fault.bridge)] {
+        if let Some(name) = name {
+            out.push((key.to_string(), name));
+        }
+    }
+    for (key, list) in [("left", &fault.left), ("right", &fault.right), ("from", &fault.from), ("to", &fault.to)] {
+        for (i, name) in list.iter().flatten().enumerate() {
+            out.push((format!("{key}.{i}"), name));
+        }
+    }
+    for (g, group) in fault.groups.iter().flatten().enumerate() {
+        for (i, name) in group.iter().enumerate() {
+            out.push((format!("groups.{g}.{i}"), name));
+        }
+    }
+    out
+}
+
 /// The core faults of a scripted fault: the fault itself and, with a `duration`, the fault that
 /// undoes it.
-pub fn core_faults(fault: &FaultSpec, servers: usize, clients: usize) -> Result<Vec<(u64, Fault)>, String> {
-    let id =
-        |name: &str| node_index(name, servers, clients).map(NodeId).ok_or_else(|| format!("no node named {name:?}"));
+pub fn core_faults(fault: &FaultSpec, names: &NodeNames<'_>) -> Result<Vec<(u64, Fault)>, String> {
+    let id = |name: &str| {
+        names.id(name).ok_or_else(|| format!("no node named {name:?}: the simulation has {}", names.describe()))
+    };
     let ids = |names: &Option<Vec<String>>| -> Result<Vec<NodeId>, String> {
         names.iter().flatten().map(|n| id(n)).collect()
     };
@@ -330,10 +431,28 @@ fn link_config(network: &crate::format::Network) -> LinkConfig {
 
 impl Plan {
     /// The plan of `loaded` for `seed`. Errors are user errors the validation could not see.
-    pub fn new(loaded: &LoadedScenario, seed: u64) -> Result<Plan, String> {
-        let (effective, swarm) = apply_swarm(&loaded.scenario, seed);
+    pub fn new(loaded: &LoadedScenario, seed: u64) -> Result<Plan, ScenarioError> {
+        Plan::with_simulation(loaded, seed).map(|(plan, _)| plan)
+    }
+
+    /// The plan of `loaded` for `seed` and the simulation it built (ready to run, no fault
+    /// scheduled yet): the simulation names the nodes faults refer to.
+    pub fn with_simulation(
+        loaded: &LoadedScenario,
+        seed: u64,
+    ) -> Result<(Plan, Box<dyn AnySimulation>), ScenarioError> {
+        Plan::build(&loaded.scenario, &loaded.protocol, seed).map_err(|error| error.into_scenario_error(loaded))
+    }
+
+    /// The plan of `scenario` (validated) on `protocol` for `seed`, and its simulation.
+    pub fn build(
+        scenario: &Scenario,
+        protocol: &ProtocolEntry,
+        seed: u64,
+    ) -> Result<(Plan, Box<dyn AnySimulation>), PlanError> {
+        let (effective, swarm) = apply_swarm(scenario, seed);
         let servers = effective.cluster.nodes;
-        let kind = effective.workload.kind.unwrap_or_else(|| workload_kind(loaded));
+        let kind = effective.workload.kind.unwrap_or_else(|| scenario_workload_kind(scenario, protocol));
         let default_clients = if kind == WorkloadKind::None { 0 } else { 3 };
         let clients = effective.workload.clients.unwrap_or(default_clients);
         let duration_ns = effective.duration.as_ns();
@@ -341,10 +460,17 @@ impl Plan {
         // Network.
         let mut network = NetworkConfig::new(link_config(&effective.network));
         network.partition_drops_in_flight = effective.network.partition_drops_in_flight;
-        for link in &effective.network.links {
-            let from =
-                node_index(&link.from, servers, clients).ok_or_else(|| format!("no node named {:?}", link.from))?;
-            let to = node_index(&link.to, servers, clients).ok_or_else(|| format!("no node named {:?}", link.to))?;
+        let standard = |path: String, name: &str| {
+            node_index(name, servers, clients).ok_or_else(|| {
+                PlanError::at(
+                    path,
+                    format!("no node named {name:?}: seed {seed} has servers n1..n{servers} and {clients} clients"),
+                )
+            })
+        };
+        for (i, link) in effective.network.links.iter().enumerate() {
+            let from = standard(format!("network.links.{i}.from"), &link.from)?;
+            let to = standard(format!("network.links.{i}.to"), &link.to)?;
             let mut config = network.default_link.clone();
             if let Some(latency) = &link.latency {
                 config.latency = latency_dist(latency);
@@ -369,7 +495,9 @@ impl Plan {
             }
             for edge in &effective.network.topology {
                 let latency = edge.latency.as_ref().map_or(LatencyDist::Constant { ns: 0 }, latency_dist);
-                topology.connect(&edge.a, &edge.b, latency)?;
+                topology
+                    .connect(&edge.a, &edge.b, latency)
+                    .map_err(|message| PlanError::at("network.topology", message))?;
             }
             network.topology = Some(topology);
         }
@@ -386,7 +514,7 @@ impl Plan {
             clocks.push(LocalClock::new(offset_ns, drift_ppm));
         }
         for (name, clock) in &clocks_spec.nodes {
-            let index = node_index(name, servers, clients).ok_or_else(|| format!("no node named {name:?}"))?;
+            let index = standard(format!("clocks.nodes.{name}"), name)?;
             clocks[index as usize] = LocalClock::new(clock.offset.0, clock.drift_ppm);
         }
 
@@ -404,6 +532,7 @@ impl Plan {
             max_ops_per_client: w.max_ops_per_client,
             stop_at_ns: w.stop_at.map(Duration::as_ns),
             read_fraction: w.read_fraction.unwrap_or(defaults.read_fraction),
+            updates_until_ns: w.updates_until.map(Duration::as_ns),
         };
 
         let mut spec = ClusterSpec::new(seed, servers, workload);
@@ -415,18 +544,45 @@ impl Plan {
             serde_json::Value::Object(effective.cluster.params.clone())
         };
 
+        // The simulation names its nodes; faults may name any of them.
+        let sim = (protocol.build)(&spec).map_err(|message| {
+            let path = if effective.cluster.params.is_empty() { "cluster" } else { "cluster.params" };
+            PlanError::at(path, format!("protocol {:?} rejected the cluster: {message}", protocol.name))
+        })?;
+        let node_names = sim.node_names();
+        let names = NodeNames(&node_names);
+
         // Faults: scripted, then the nemesis' windows; stable-sorted by time.
         let nemesis_faults = match &effective.nemesis {
             Some(nemesis) => nemesis_faults(nemesis, servers, duration_ns, seed),
             None => Vec::new(),
         };
         let mut faults = Vec::new();
-        for fault in effective.faults.iter().chain(&nemesis_faults) {
-            faults.extend(core_faults(fault, servers, clients)?);
+        let with_names = |mut error: PlanError| {
+            error.node_names = node_names.clone();
+            error
+        };
+        for (i, fault) in effective.faults.iter().enumerate() {
+            for (key, name) in fault_node_names(fault) {
+                if names.id(name).is_none() {
+                    return Err(with_names(PlanError::at(
+                        format!("faults.{i}.{key}"),
+                        format!("no node named {name:?}: the simulation has {}", names.describe()),
+                    )));
+                }
+            }
+            let core = core_faults(fault, &names)
+                .map_err(|message| with_names(PlanError::at(format!("faults.{i}"), message)))?;
+            faults.extend(core);
+        }
+        for fault in &nemesis_faults {
+            let core =
+                core_faults(fault, &names).map_err(|message| with_names(PlanError::at("nemesis.targets", message)))?;
+            faults.extend(core);
         }
         faults.sort_by_key(|(at, _)| *at);
 
-        Ok(Plan {
+        let plan = Plan {
             seed,
             effective,
             spec,
@@ -437,7 +593,9 @@ impl Plan {
             nemesis_faults,
             faults,
             swarm,
-        })
+            node_names,
+        };
+        Ok((plan, sim))
     }
 
     /// The effective scenario with the nemesis' windows written out as scripted faults and the
@@ -457,6 +615,31 @@ impl Plan {
 mod tests {
     use super::*;
 
+    fn standard_names(servers: usize, clients: usize) -> Vec<String> {
+        (0..servers).map(ClusterSpec::server_name).chain((0..clients).map(ClusterSpec::client_name)).collect()
+    }
+
+    #[test]
+    fn extra_nodes_resolve_by_name_and_names_describe_compactly() {
+        let mut names = standard_names(5, 3);
+        names.push("vs".into());
+        let names = NodeNames(&names);
+        assert_eq!(names.id("vs"), Some(NodeId(8)));
+        assert_eq!(names.id("c1"), Some(NodeId(5)));
+        assert_eq!(names.id("store"), None);
+        assert_eq!(names.describe(), "n1..n5, c1..c3, vs");
+        assert_eq!(describe_names(&["n1".into(), "n2".into(), "lb".into()]), "n1, n2, lb");
+        let mut crash = FaultSpec::new(Duration::from_secs(1), FaultKind::Crash);
+        crash.node = Some("vs".into());
+        assert_eq!(
+            core_faults(&crash, &names).expect("vs exists"),
+            vec![(1_000_000_000, Fault::Crash { node: NodeId(8) })]
+        );
+        crash.node = Some("store".into());
+        let error = core_faults(&crash, &names).expect_err("no store");
+        assert!(error.contains("\"store\"") && error.contains("n1..n5, c1..c3, vs"), "{error}");
+    }
+
     #[test]
     fn node_names_map_servers_then_clients() {
         assert_eq!(node_index("n1", 3, 2), Some(0));
@@ -473,7 +656,8 @@ mod tests {
         let mut crash = FaultSpec::new(Duration::from_secs(2), FaultKind::Crash);
         crash.node = Some("n2".into());
         crash.duration = Some(Duration::from_secs(3));
-        let faults = core_faults(&crash, 3, 1).expect("valid fault");
+        let names = standard_names(3, 1);
+        let faults = core_faults(&crash, &NodeNames(&names)).expect("valid fault");
         assert_eq!(
             faults,
             vec![
@@ -501,7 +685,7 @@ mod tests {
         for fault in &a {
             let end = fault.at.as_ns() + fault.duration.map_or(0, Duration::as_ns);
             assert!(fault.at.as_ns() >= 1_000_000_000 && end <= 50_000_000_000, "{fault:?}");
-            for (_, core) in core_faults(fault, 5, 0).expect("nemesis faults are valid") {
+            for (_, core) in core_faults(fault, &NodeNames(&standard_names(5, 0))).expect("nemesis faults are valid") {
                 core.validate().expect("valid core fault");
             }
         }

@@ -2,12 +2,13 @@
 //! faults, run to the end, measure the history, run the checks, and (with an output folder) write
 //! the run folder: history.jsonl, trace.jsonl and run.json (the contract in docs/scenario-format.md).
 
-use crate::checks::{default_model, run_check, CheckContext, CheckResult};
+use crate::checks::{self, default_model, run_check, txn_model, CheckContext, CheckResult};
 use crate::format::Expect;
-use crate::load::{Diagnostic, LoadedScenario, ScenarioError};
+use crate::format::WorkloadKind;
+use crate::load::{LoadedScenario, ScenarioError};
 use crate::plan::Plan;
 use detsim_check::{LinearizabilityOptions, Validity};
-use detsim_core::{EventType, Fault, History, RunStats, SimError, SimTime};
+use detsim_core::{AnySimulation, EventType, Fault, History, RunStats, SimError, SimTime};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -75,6 +76,10 @@ pub struct RunOutcome {
     pub wall_s: f64,
     pub checks: Vec<CheckResult>,
     pub fault_windows: Vec<(String, u64, Option<u64>)>,
+    /// The CAP figures of the client history (detsim-check's availability report over the run's
+    /// fault windows: success inside and outside them, stale reads, unknown outcomes, latency
+    /// quantiles); `None` for runs without client operations.
+    pub cap: Option<serde_json::Value>,
     pub faults: Vec<(u64, Fault)>,
     pub servers: Vec<String>,
     pub clients: Vec<String>,
@@ -126,6 +131,9 @@ impl RunOutcome {
             "faults".into(),
             json!(self.faults.iter().map(|(at, fault)| json!({"at_ns": at, "fault": fault})).collect::<Vec<_>>()),
         );
+        if let Some(cap) = &self.cap {
+            object.insert("cap".into(), cap.clone());
+        }
         object.insert("nodes".into(), json!(self.nodes));
         object.insert("servers".into(), json!(self.servers));
         object.insert("clients".into(), json!(self.clients));
@@ -341,25 +349,25 @@ fn availability_selection(check: &crate::format::CheckOptions) -> Option<String>
 
 /// Runs `loaded` with `seed`.
 pub fn run_seed(loaded: &LoadedScenario, seed: u64, options: RunOptions) -> Result<RunOutcome, RunError> {
-    let plan = Plan::new(loaded, seed).map_err(|message| ScenarioError::single(&loaded.file, message))?;
-    run_plan(loaded, &plan, options)
+    let (plan, sim) = Plan::with_simulation(loaded, seed)?;
+    run_simulation(loaded, &plan, sim, options)
 }
 
-/// Runs a plan built from `loaded`.
+/// Runs a plan built from `loaded` (building its simulation again).
 pub fn run_plan(loaded: &LoadedScenario, plan: &Plan, options: RunOptions) -> Result<RunOutcome, RunError> {
+    let (_, sim) = Plan::with_simulation(loaded, plan.seed)?;
+    run_simulation(loaded, plan, sim, options)
+}
+
+/// Runs `sim`, the simulation `plan` was built with.
+fn run_simulation(
+    loaded: &LoadedScenario,
+    plan: &Plan,
+    mut sim: Box<dyn AnySimulation>,
+    options: RunOptions,
+) -> Result<RunOutcome, RunError> {
     let seed = plan.seed;
     let replay = replay_command(&loaded.file, seed);
-    let mut sim = (loaded.protocol.build)(&plan.spec).map_err(|message| {
-        let (line, column) = loaded.locate("cluster.params").or_else(|| loaded.locate("cluster")).unzip();
-        ScenarioError {
-            diagnostics: vec![Diagnostic {
-                file: loaded.file.clone(),
-                line,
-                column,
-                message: format!("protocol {:?} rejected the cluster: {message}", loaded.protocol.name),
-            }],
-        }
-    })?;
     if let Some(dir) = &options.out_dir {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let path = dir.join("trace.jsonl");
@@ -392,21 +400,33 @@ pub fn run_plan(loaded: &LoadedScenario, plan: &Plan, options: RunOptions) -> Re
         None => default_model(plan.workload_kind),
     };
     let budget_ns = scenario.check.time_budget.map_or(DEFAULT_CHECK_BUDGET_S * 1_000_000_000, |d| d.as_ns());
-    let context = CheckContext {
-        model,
-        options: LinearizabilityOptions {
-            strict_cas: scenario.check.strict_cas,
-            time_budget: Some(std::time::Duration::from_nanos(budget_ns)),
-            ..LinearizabilityOptions::default()
-        },
-        availability: checked_availability(&history, &scenario.check),
-        availability_window: availability_selection(&scenario.check),
-        min_availability: scenario.check.min_availability,
-    };
-    let checks: Vec<CheckResult> = scenario.checks.iter().map(|name| run_check(name, &history, &context)).collect();
-    let valid = checks.iter().fold(Validity::Valid, |all, check| all.and(check.valid));
-
+    let fault_windows = sim.fault_windows();
     let nodes = sim.node_names();
+    let mut context = CheckContext::new(&history, &scenario.check);
+    context.model = model;
+    context.txn_model = txn_model(plan.workload_kind);
+    context.options = LinearizabilityOptions {
+        strict_cas: scenario.check.strict_cas,
+        time_budget: Some(std::time::Duration::from_nanos(budget_ns)),
+        ..LinearizabilityOptions::default()
+    };
+    context.availability = checked_availability(&history, &scenario.check);
+    context.availability_window = availability_selection(&scenario.check);
+    context.fault_windows = &fault_windows;
+    context.faults = &plan.faults;
+    context.end_ns = end_ns;
+    context.seed = seed;
+    context.node_names = &nodes;
+    context.servers = plan.servers;
+    let checks: Vec<CheckResult> =
+        checks::expand(&scenario.checks).iter().map(|name| run_check(name, &context)).collect();
+    let valid = checks.iter().fold(Validity::Valid, |all, check| all.and(check.valid));
+    let cap = (plan.workload_kind != WorkloadKind::None).then(|| match context.cap() {
+        Ok(report) => report.to_json(),
+        Err(error) => json!({ "error": error }),
+    });
+    drop(context);
+
     let servers = nodes.iter().take(plan.servers).cloned().collect();
     let clients = nodes.iter().skip(plan.servers).take(plan.clients).cloned().collect();
     let outcome = RunOutcome {
@@ -428,7 +448,8 @@ pub fn run_plan(loaded: &LoadedScenario, plan: &Plan, options: RunOptions) -> Re
         sim_time_s: end_ns as f64 / 1e9,
         wall_s,
         checks,
-        fault_windows: sim.fault_windows(),
+        fault_windows,
+        cap,
         faults: plan.faults.clone(),
         servers,
         clients,

@@ -184,7 +184,7 @@ pub fn shrink(
             checks: if loaded.scenario.checks.is_empty() { "none".into() } else { loaded.scenario.checks.join(", ") },
         });
     }
-    let plan = Plan::new(loaded, seed).map_err(ShrinkError::Plan)?;
+    let plan = Plan::new(loaded, seed).map_err(|error| ShrinkError::Plan(error.to_string()))?;
     let mut current = plan.materialized();
     current.swarm = None;
     current.workload.clients = Some(plan.clients);

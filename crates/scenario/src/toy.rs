@@ -1,7 +1,8 @@
 //! A tiny protocol for testing the scenario machinery without the real ones: a single-copy register
 //! at n1, optionally with asynchronous replicas that serve reads (stale reads: not linearizable).
 //! Registered as "toy-register" by [`toy_registry`]; real scenarios name protocols from
-//! detsim-protocols.
+//! detsim-protocols. With `observer = true` it adds an idle node named `observer` after the
+//! clients, as real protocols add a view service or a load balancer.
 
 use detsim_core::{AnySimulation, Ctx, Message, Node, NodeId, Op, Simulation, TimerId, Value};
 use detsim_protocols::{ClusterSpec, ProtocolEntry, WorkloadKind};
@@ -15,6 +16,9 @@ struct ToyParams {
     /// Reads go to any server; replicas learn writes asynchronously (stale reads).
     #[serde(default)]
     stale_reads: bool,
+    /// Add an idle node named `observer` after the clients (an extra node faults may name).
+    #[serde(default)]
+    observer: bool,
 }
 
 #[derive(Clone, Debug, Hash)]
@@ -51,6 +55,7 @@ struct Client {
     timeout: Duration,
     think: Duration,
     stop_at_ns: Option<u64>,
+    updates_until_ns: Option<u64>,
     /// History process: changes after an unknown outcome (Jepsen: that process never returns).
     process: u64,
     next_op: u64,
@@ -61,6 +66,8 @@ struct Client {
 enum ToyNode {
     Server(Server),
     Client(Client),
+    /// Does nothing: an extra node beyond the servers and clients.
+    Observer,
 }
 
 const TAG_NEXT: u64 = u64::MAX;
@@ -72,7 +79,8 @@ impl Client {
         }
         let op_id = self.next_op;
         self.next_op += 1;
-        let read = ctx.rng().random_bool(self.read_fraction);
+        let read = ctx.rng().random_bool(self.read_fraction)
+            || self.updates_until_ns.is_some_and(|until| ctx.now().0 >= until as i64);
         let (to, msg, op) = if read {
             let to = if self.stale_reads { ctx.rng().random_range(0..self.servers) } else { 0 };
             (to, ToyMsg::Read { op: op_id }, Op::new("read", None, Value::Nil))
@@ -130,6 +138,7 @@ impl Node for ToyNode {
                 ToyMsg::ReadOk { op, value } => client.complete(ctx, op, Some(value)),
                 _ => {}
             },
+            ToyNode::Observer => {}
         }
     }
 
@@ -176,12 +185,16 @@ fn build(spec: &ClusterSpec) -> Result<Box<dyn AnySimulation>, String> {
                 timeout: Duration::from_nanos(workload.timeout_ns),
                 think: Duration::from_nanos(workload.think_time_ns.max(1)),
                 stop_at_ns: workload.stop_at_ns,
+                updates_until_ns: workload.updates_until_ns,
                 process: j as u64,
                 next_op: 0,
                 pending: None,
                 next_value: 0,
             })
         });
+    }
+    if params.observer {
+        sim.add_node_with_clock("observer", spec.clock(servers + workload.clients), |_, _| ToyNode::Observer);
     }
     Ok(Box::new(sim))
 }

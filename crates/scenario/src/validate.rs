@@ -4,7 +4,7 @@
 
 use crate::checks;
 use crate::format::{FaultKind, FaultSpec, Latency, Scenario, WorkloadKind};
-use crate::plan::{latency_dist, node_index};
+use crate::plan::{describe_names, latency_dist, node_index};
 use crate::units::format_duration_ns;
 use detsim_protocols::ProtocolEntry;
 
@@ -19,8 +19,18 @@ pub struct Problem {
 pub const MAX_SERVERS: usize = 1_000;
 pub const MAX_CLIENTS: usize = 10_000;
 
+/// What validation found: problems, and node names it could not resolve without the simulation
+/// (a fault may name an extra node a protocol adds, such as `vs` or `store`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validation {
+    pub problems: Vec<Problem>,
+    /// `(path, name)` of each node name that is neither a server nor a client of the scenario.
+    pub unresolved_names: Vec<(String, String)>,
+}
+
 struct Checker<'a> {
     problems: Vec<Problem>,
+    unresolved_names: Vec<(String, String)>,
     servers: usize,
     clients: usize,
     duration_ns: u64,
@@ -48,9 +58,17 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn nodes(&mut self, path: &str, names: &[String]) {
+    /// A node a fault names: a server, a client, or (resolved later against the simulation) an
+    /// extra node of the protocol.
+    fn fault_node(&mut self, path: &str, name: &str) {
+        if node_index(name, self.servers, self.clients).is_none() {
+            self.unresolved_names.push((path.to_string(), name.to_string()));
+        }
+    }
+
+    fn fault_nodes(&mut self, path: &str, names: &[String]) {
         for (i, name) in names.iter().enumerate() {
-            self.node(&format!("{path}.{i}"), name);
+            self.fault_node(&format!("{path}.{i}"), name);
         }
     }
 
@@ -83,8 +101,9 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// Every problem with `scenario` (empty when it is valid).
-pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Vec<Problem> {
+/// Every problem with `scenario` (empty when it is valid), node names the simulation may still
+/// resolve aside.
+pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Validation {
     let swarm = scenario.swarm.clone().unwrap_or_default();
     // With swarm ranges, names must exist in the smallest cluster that can be drawn.
     let servers = swarm.nodes.map_or(scenario.cluster.nodes, |range| range[0]);
@@ -97,6 +116,7 @@ pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Vec<Problem>
     let clients = swarm.clients.map_or(scenario.workload.clients.unwrap_or(default_clients), |range| range[0]);
     let mut c = Checker {
         problems: Vec::new(),
+        unresolved_names: Vec::new(),
         servers,
         clients,
         duration_ns: scenario.duration.as_ns(),
@@ -220,6 +240,9 @@ pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Vec<Problem>
     if let Some(stop_at) = workload.stop_at {
         c.time_in_run("workload.stop_at", "stop_at", stop_at.as_ns());
     }
+    if let Some(updates_until) = workload.updates_until {
+        c.time_in_run("workload.updates_until", "updates_until", updates_until.as_ns());
+    }
 
     // Faults.
     for (i, fault) in scenario.faults.iter().enumerate() {
@@ -235,6 +258,33 @@ pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Vec<Problem>
     }
     if scenario.checks.iter().any(|name| name == "availability") && scenario.check.min_availability.is_none() {
         c.problem("checks", "the \"availability\" check needs [check] min_availability = <fraction>");
+    }
+    let wants = |check: &str| scenario.checks.iter().any(|name| name == check);
+    let check = &scenario.check;
+    if wants("latency")
+        && check.max_latency_p50.is_none()
+        && check.max_latency_p99.is_none()
+        && check.max_latency.is_none()
+    {
+        c.problem(
+            "checks",
+            "the \"latency\" check needs [check] max_latency_p50, max_latency_p99 or max_latency = <duration>",
+        );
+    }
+    if wants("clock-sync") && check.max_clock_error.is_none() {
+        c.problem("checks", "the \"clock-sync\" check needs [check] max_clock_error = <duration>");
+    }
+    if check.detection_event.as_ref().is_some_and(|event| event.trim().is_empty()) {
+        c.problem("check.detection_event", "detection_event names a measurement event, e.g. \"dead\" or \"suspect\"");
+    }
+    if check.detect_within.is_some_and(|d| d.as_ns() == 0) {
+        c.problem("check.detect_within", "detect_within must be above 0");
+    }
+    if check.deliver_within.is_some_and(|d| d.as_ns() == 0) {
+        c.problem("check.deliver_within", "deliver_within must be above 0");
+    }
+    if let Some(from) = check.judge_from {
+        c.time_in_run("check.judge_from", "judge_from", from.as_ns());
     }
     if let Some(min) = scenario.check.min_availability {
         c.probability("check.min_availability", "min_availability", min);
@@ -273,7 +323,7 @@ pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Vec<Problem>
             }
         }
         let targets = nemesis.targets.clone();
-        c.nodes("nemesis.targets", &targets);
+        c.fault_nodes("nemesis.targets", &targets);
         c.drift("nemesis.max_drift_ppm", nemesis.max_drift_ppm);
         c.probability("nemesis.loss", "loss", nemesis.loss);
     }
@@ -318,7 +368,20 @@ pub fn validate(scenario: &Scenario, registry: &[ProtocolEntry]) -> Vec<Problem>
             c.problem("swarm.faults", "the fault mix needs at least one fault kind");
         }
     }
-    c.problems
+    Validation { problems: c.problems, unresolved_names: c.unresolved_names }
+}
+
+/// Problems with the names validation left unresolved, now that the simulation's node names are
+/// known.
+pub fn check_names(unresolved: &[(String, String)], node_names: &[String]) -> Vec<Problem> {
+    unresolved
+        .iter()
+        .filter(|(_, name)| !node_names.contains(name))
+        .map(|(path, name)| Problem {
+            path: path.clone(),
+            message: format!("no node named {name:?}: the simulation has {}", describe_names(node_names)),
+        })
+        .collect()
 }
 
 /// Keys a fault kind takes (beyond `at`, `kind`), as (key, required).
@@ -391,14 +454,14 @@ fn validate_fault(c: &mut Checker<'_>, path: &str, fault: &FaultSpec) {
         }
     }
     if let Some(node) = &fault.node {
-        c.node(&format!("{path}.node"), node);
+        c.fault_node(&format!("{path}.node"), node);
     }
     if let Some(bridge) = &fault.bridge {
-        c.node(&format!("{path}.bridge"), bridge);
+        c.fault_node(&format!("{path}.bridge"), bridge);
     }
     for (key, list) in [("left", &fault.left), ("right", &fault.right), ("from", &fault.from), ("to", &fault.to)] {
         if let Some(list) = list {
-            c.nodes(&format!("{path}.{key}"), list);
+            c.fault_nodes(&format!("{path}.{key}"), list);
             if list.is_empty() {
                 c.problem(format!("{path}.{key}"), format!("`{key}` must name at least one node"));
             }
@@ -415,7 +478,7 @@ fn validate_fault(c: &mut Checker<'_>, path: &str, fault: &FaultSpec) {
             c.problem(format!("{path}.groups"), "at most 64 partition groups");
         }
         for (g, group) in groups.iter().enumerate() {
-            c.nodes(&format!("{path}.groups.{g}"), group);
+            c.fault_nodes(&format!("{path}.groups.{g}"), group);
         }
     }
     if let Some(drift) = fault.drift_ppm {

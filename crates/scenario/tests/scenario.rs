@@ -185,3 +185,246 @@ fn the_json_schema_in_docs_is_up_to_date() {
         "docs/scenario.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p detsim-scenario --test scenario`"
     );
 }
+
+/// A scenario with every section, the seed of the mutations below.
+const FULL: &str = r#"
+duration = "2s"
+checks = ["linearizable", "availability"]
+[check]
+min_availability = 0.5
+availability_from = "1s"
+[cluster]
+protocol = "toy-register"
+nodes = 3
+[network]
+latency = { dist = "log-normal", median = "5ms", sigma = 0.5 }
+loss = 0.01
+bandwidth = "1MiB"
+[[network.links]]
+from = "n1"
+to = "c1"
+loss = 0.1
+[clocks]
+skew = "5ms"
+[clocks.nodes.n2]
+offset = "-1ms"
+[workload]
+clients = 2
+timeout = "300ms"
+[[faults]]
+at = "500ms"
+kind = "partition"
+groups = [["n1"], ["n2", "n3"]]
+duration = "500ms"
+[nemesis]
+faults = ["crash", "clock-jump"]
+interval = "700ms"
+fault_duration = "300ms"
+[swarm]
+nodes = [3, 4]
+"#;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// The loader never panics on a mutated file, and every error it reports is placed inside it.
+    #[test]
+    fn the_loader_never_panics_on_mutated_files(
+        edits in proptest::collection::vec((0usize..FULL.len(), 0usize..4, proptest::sample::select(
+            vec!["", "=", "\"", "[", "]", "{", "}", ",", "\n", "0", "-1", "1.5", "x", "n9", "ms", "#", "[[faults]]\n"]
+        )), 1..6)
+    ) {
+        let mut text = FULL.to_string();
+        for (at, remove, insert) in edits {
+            let mut at = at.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + remove).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            text.replace_range(at..end, insert);
+        }
+        let lines = text.lines().count().max(1) + 1;
+        match load_str(&text, "m.toml", "m", &toy_registry()) {
+            Ok(loaded) => {
+                // What loads also runs (briefly) without a panic.
+                let options = RunOptions { duration_override_ns: Some(200_000_000), ..RunOptions::default() };
+                let _ = run_seed(&loaded, 1, options);
+            }
+            Err(error) => {
+                proptest::prop_assert!(!error.diagnostics.is_empty());
+                for diagnostic in &error.diagnostics {
+                    proptest::prop_assert!(diagnostic.line.is_none_or(|line| line >= 1 && line <= lines), "{diagnostic}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_full_scenario_loads_and_its_nemesis_written_out_is_the_same_run() {
+    let loaded = load(FULL);
+    let seed = 11;
+    let original = run_seed(&loaded, seed, RunOptions::default()).expect("run");
+    let plan = detsim_scenario::Plan::new(&loaded, seed).expect("plan");
+    assert!(!plan.nemesis_faults.is_empty(), "the nemesis drew faults");
+    let text = plan.materialized().to_toml().expect("TOML");
+    assert!(!text.contains("[nemesis]") && !text.contains("[swarm]"), "{text}");
+    let written = load(&text);
+    let again = run_seed(&written, seed, RunOptions::default()).expect("run");
+    assert_eq!(again.trace_hash, original.trace_hash, "the written-out scenario is the same run:\n{text}");
+}
+
+#[test]
+fn shrinking_keeps_the_violation_and_drops_what_is_not_needed() {
+    // Stale reads need no fault at all: shrinking drops every fault and most of the run.
+    let text = format!(
+        "{}\n[cluster.params]\nstale_reads = true\n[[faults]]\nat = \"1s\"\nkind = \"crash\"\nnode = \"n3\"\nduration = \"1s\"\n[[faults]]\nat = \"2s\"\nkind = \"pause\"\nnode = \"n2\"\nduration = \"1s\"\n",
+        BASE
+    );
+    let loaded = load(&text);
+    let mut steps = Vec::new();
+    let shrunk =
+        detsim_scenario::shrink(&loaded, 7, &toy_registry(), &Default::default(), |s| steps.push(s.to_string()))
+            .expect("seed 7 violates");
+    assert_eq!(shrunk.violations, ["linearizable"]);
+    assert_eq!((shrunk.faults_before, shrunk.faults_after), (2, 0), "{steps:?}");
+    assert!(shrunk.duration_after < shrunk.duration_before, "{steps:?}");
+    assert!(shrunk.clients_after < 3, "{steps:?}");
+    let reloaded = load(&shrunk.text);
+    let outcome = run_seed(&reloaded, reloaded.scenario.seed, RunOptions::default()).expect("run");
+    assert_eq!(outcome.violated_checks(), ["linearizable"], "the shrunk file fails on its own");
+    assert!(!outcome.outcome_ok(), "it expects a pass, like the original");
+}
+
+/// BASE with `checks` replaced and `extra` appended.
+fn with_checks(checks: &str, extra: &str) -> String {
+    format!("{}{extra}", BASE.replace("checks = [\"linearizable\"]", &format!("checks = [{checks}]")))
+}
+
+/// The verdict of each check of one run of `text` with seed 7.
+fn verdicts(text: &str) -> Vec<(String, detsim_check::Validity)> {
+    let outcome = run_seed(&load(text), 7, RunOptions::default()).expect("the run completes");
+    outcome.checks.iter().map(|c| (c.name.clone(), c.valid)).collect()
+}
+
+#[test]
+fn faults_may_name_the_extra_nodes_the_simulation_has() {
+    let observer = "[cluster.params]\nobserver = true\n";
+    let crash = "[[faults]]\nat = \"1s\"\nkind = \"crash\"\nnode = \"observer\"\nduration = \"1s\"\n";
+    let loaded = load(&format!("{BASE}{observer}{crash}"));
+    let outcome = run_seed(&loaded, 7, RunOptions::default()).expect("the run completes");
+    assert_eq!(outcome.nodes.last().map(String::as_str), Some("observer"));
+    let windows: Vec<&str> = outcome.fault_windows.iter().map(|(kind, _, _)| kind.as_str()).collect();
+    assert_eq!(windows, ["crash observer"]);
+    let plan = detsim_scenario::Plan::new(&loaded, 7).expect("plan");
+    assert_eq!(plan.node_names, ["n1", "n2", "n3", "c1", "c2", "c3", "observer"]);
+    // A partition group and a nemesis target may name it too.
+    let partition = "[[faults]]\nat = \"1s\"\nkind = \"partition\"\ngroups = [[\"n1\", \"observer\"], [\"n2\"]]\n";
+    load(&format!("{BASE}{observer}{partition}"));
+    let nemesis =
+        "[nemesis]\nfaults = [\"crash\"]\ntargets = [\"observer\"]\ninterval = \"1s\"\nfault_duration = \"500ms\"\n";
+    let outcome = run_seed(&load(&format!("{BASE}{observer}{nemesis}")), 7, RunOptions::default()).expect("run");
+    assert!(outcome.fault_windows.iter().all(|(kind, _, _)| kind == "crash observer"), "{:?}", outcome.fault_windows);
+    assert!(!outcome.fault_windows.is_empty());
+
+    // Without the extra node (or with a name nothing has), the error is placed at the name and
+    // lists every node the simulation has.
+    let base_lines = BASE.lines().count();
+    check_error(
+        crash,
+        &format!("{}:8", base_lines + 4),
+        "no node named \"observer\": the simulation has n1..n3, c1..c3",
+    );
+    let text = format!("{BASE}{observer}{}", partition.replace("\"observer\"", "\"nobody\""));
+    let error = load_str(&text, "bad.toml", "bad", &toy_registry()).expect_err("no node named nobody");
+    assert_eq!(
+        error.diagnostics[0].to_string(),
+        format!(
+            "bad.toml:{}:18: no node named \"nobody\": the simulation has n1..n3, c1..c3, observer",
+            base_lines + 6
+        )
+    );
+    assert_eq!(error.diagnostics.len(), 1, "{error}");
+}
+
+#[test]
+fn consistency_checks_beyond_linearizability_give_their_verdicts() {
+    use detsim_check::Validity::{Invalid, Unknown, Valid};
+    let names = |v: &[(String, detsim_check::Validity)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    // "session" stands for its four guarantees, each reported on its own.
+    let correct =
+        verdicts(&with_checks("\"sequential\", \"causal\", \"eventual\", \"session\"", "updates_until = \"4s\"\n"));
+    assert_eq!(
+        names(&correct),
+        [
+            "sequential",
+            "causal",
+            "eventual",
+            "read-your-writes",
+            "monotonic-reads",
+            "monotonic-writes",
+            "writes-follow-reads"
+        ]
+    );
+    assert!(correct.iter().all(|(_, v)| *v == Valid), "a single copy is consistent: {correct:?}");
+
+    // Replicas that serve reads before they hear of a write: stale reads, reads that go back in
+    // time, and no convergence either: replicas apply replicated writes in arrival order, which
+    // the network does not keep, so once writes stop they can hold different values.
+    let stale = "updates_until = \"4s\"\n[cluster.params]\nstale_reads = true\n";
+    let text = with_checks("\"linearizable\", \"eventual\", \"monotonic-reads\"", stale);
+    let stale_verdicts = verdicts(&text);
+    assert_eq!(stale_verdicts[0], ("linearizable".to_string(), Invalid));
+    assert_eq!(stale_verdicts[1], ("eventual".to_string(), Invalid), "{stale_verdicts:?}");
+    let outcome = run_seed(&load(&text), 7, RunOptions::default()).expect("run");
+    assert!(outcome.checks[1].report.contains("not-converged"), "{}", outcome.checks[1].report);
+    assert_eq!(stale_verdicts[2], ("monotonic-reads".to_string(), Invalid), "{stale_verdicts:?}");
+
+    // Transactional checks on a history without transactions, and measured checks on a history
+    // without measurement events: unknown, never a pass or a violation.
+    let other = verdicts(&with_checks("\"strict-serializable\", \"broadcast-delivery\", \"lookups\"", ""));
+    assert!(other.iter().all(|(_, v)| *v == Unknown), "{other:?}");
+}
+
+#[test]
+fn cap_metric_checks_hold_their_thresholds() {
+    use detsim_check::Validity::{Invalid, Valid};
+    // A pause (a crash would lose the toy server's volatile value: stale reads).
+    let crash = "[[faults]]\nat = \"1s\"\nkind = \"pause\"\nnode = \"n1\"\nduration = \"1s\"\n";
+    let checks = "\"stale-reads\", \"latency\", \"unknown-outcomes\"";
+    let tight = format!("[check]\nmax_latency_p99 = \"1ms\"\n{crash}");
+    assert_eq!(
+        verdicts(&with_checks(checks, &tight)),
+        [("stale-reads".into(), Valid), ("latency".into(), Invalid), ("unknown-outcomes".into(), Invalid)]
+    );
+    let loose = "[check]\nmax_latency_p99 = \"100ms\"\nmax_latency = \"1s\"\n";
+    assert_eq!(
+        verdicts(&with_checks(checks, loose)),
+        [("stale-reads".into(), Valid), ("latency".into(), Valid), ("unknown-outcomes".into(), Valid)]
+    );
+    // Stale replicas: stale reads, but none staler than a second.
+    let stale = "[cluster.params]\nstale_reads = true\n";
+    let v = verdicts(&with_checks("\"stale-reads\"", stale));
+    assert_eq!(v, [("stale-reads".into(), Invalid)]);
+    let v = verdicts(&with_checks("\"stale-reads\"", &format!("[check]\nmax_staleness = \"1s\"\n{stale}")));
+    assert_eq!(v, [("stale-reads".into(), Valid)]);
+
+    // The run reports the CAP figures whatever the checks: inside and outside the fault window.
+    let outcome = run_seed(&load(&format!("{BASE}{crash}")), 7, RunOptions::default()).expect("run");
+    let cap = outcome.cap.clone().expect("a client workload has CAP figures");
+    let inside = cap["inside_faults"]["success_fraction"].as_f64().expect("ops inside the crash");
+    let outside = cap["outside_faults"]["success_fraction"].as_f64().expect("ops outside");
+    assert!(inside <= 0.5 && outside > 0.95, "inside {inside}, outside {outside}");
+    assert!(cap["unknown_outcomes"].as_u64().expect("count") >= 3, "{cap}");
+    assert!(outcome.to_json()["cap"]["latency"]["p99_ns"].as_u64().is_some());
+
+    // A threshold check without its threshold is bad input, placed at `checks`.
+    for (check, needs) in [("latency", "max_latency_p99"), ("clock-sync", "max_clock_error")] {
+        let error = load_str(&with_checks(&format!("\"{check}\""), ""), "t.toml", "t", &toy_registry())
+            .expect_err("a threshold is missing");
+        assert!(error.to_string().starts_with("t.toml:6:10: ") && error.to_string().contains(needs), "{error}");
+    }
+}

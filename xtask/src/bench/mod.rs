@@ -4,6 +4,7 @@
 pub mod check;
 pub mod core;
 pub mod raft;
+pub mod sweep;
 
 use std::time::Instant;
 
@@ -53,6 +54,7 @@ pub struct Bench {
 pub fn all() -> Vec<Bench> {
     let mut benches = Vec::new();
     benches.extend(core::benches());
+    benches.extend(sweep::benches());
     benches.extend(check::benches());
     benches.extend(raft::benches());
     benches

@@ -95,6 +95,11 @@ impl OpGenerator {
         }
     }
 
+    /// From now on draw only reads (read-only transactions for the transactional kinds).
+    pub fn reads_only(&mut self) {
+        self.read_fraction = 1.0;
+    }
+
     /// The next operation, as invoked (reads carry `nil`), or `None` for the `none` workload.
     pub fn next_op(&mut self, rng: &mut SimRng) -> Option<Op> {
         let read = rng.random_bool(self.read_fraction);

@@ -458,6 +458,11 @@ impl<P: ClientProtocol> WorkloadClient<P> {
         if !self.may_start(ctx) {
             return;
         }
+        if let Some(updates_until_ns) = self.spec.updates_until_ns {
+            if ctx.now().as_nanos() >= i64::try_from(updates_until_ns).unwrap_or(i64::MAX) {
+                self.generator.reads_only();
+            }
+        }
         let Some(op) = self.generator.next_op(ctx.rng()) else { return };
         let target = match self.leader_guess {
             Some(leader) => leader,
