@@ -14,8 +14,10 @@
 //! tells every learner (`Decide`), applies the log in slot order to the key-value state machine and
 //! answers the client. Reads go through the log too, so they are linearizable without leases. Acceptors
 //! write their promise and accepted values to durable storage before they answer; learners rebuild
-//! their log after a restart from the leader (`CatchUp`). Clients that reach a non-leader are
-//! redirected to the leader it knows; a leader that meets a higher ballot steps down.
+//! their log after a restart from the leader (`CatchUp`). A non-leader relays a client's request to the
+//! leader it knows (`Forward`; the leader answers the client), or, knowing none, tells the client to
+//! try elsewhere; a leader that meets a higher ballot steps down. Clients resend an unanswered request
+//! to the next server every `client_resend_ms`: a lost request or reply is only ever recovered that way.
 //!
 //! # Guarantees
 //! Safety (one command per slot, hence linearizable operations) under any number of crashes and
@@ -57,7 +59,11 @@ pub struct PaxosParams {
     /// A follower that hears nothing from a leader for a time drawn from this range starts phase 1.
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    /// A client resends an unanswered request (to another server) after this long.
+    /// A client resends an unanswered request (to another server) after this long. A few round trips
+    /// of phase 2 plus one accept retransmission: long enough not to duplicate proposals that are on
+    /// their way, short enough that a request or reply lost to the network is resent several times
+    /// within a few hundred milliseconds (at 250 ms, one lost request and one lost answer to its resend
+    /// left an operation unanswered for half a second, past the liveness check of the nemesis test).
     pub client_resend_ms: u64,
     /// MUTANT: an acceptor accepts proposals with a ballot lower than the one it promised.
     pub mutant_accept_lower_ballot: bool,
@@ -75,7 +81,7 @@ impl Default for PaxosParams {
             retransmit_ticks: 5,
             election_timeout_min_ms: 200,
             election_timeout_max_ms: 400,
-            client_resend_ms: 250,
+            client_resend_ms: 100,
             mutant_accept_lower_ballot: false,
             mutant_skip_phase1: false,
             mutant_ignore_accepted: false,

@@ -60,6 +60,8 @@ pub enum PeerMsg {
     Heartbeat { ballot: Ballot, first_undecided: u64 },
     /// A lagging learner asks for decided slots from `from_slot` on.
     CatchUp { from_slot: u64 },
+    /// A client request a follower relays to the leader it knows; the leader answers `client` itself.
+    Forward { client: NodeId, request: ClientRequest },
 }
 
 impl PeerMsg {
@@ -73,6 +75,7 @@ impl PeerMsg {
             PeerMsg::Decide { .. } => "Decide",
             PeerMsg::Heartbeat { .. } => "Heartbeat",
             PeerMsg::CatchUp { .. } => "CatchUp",
+            PeerMsg::Forward { .. } => "Forward",
         }
     }
 }
@@ -241,14 +244,40 @@ impl PaxosServer {
         self.drain_inbox(ctx);
     }
 
-    /// A client request: the leader proposes it; anyone else redirects the client. A retry of a request
-    /// that was chosen already is proposed again: applying it a second time only returns the first
-    /// result (the state machine executes each (process, seq) once).
+    /// A client request: the leader proposes it; a follower that knows a leader relays it there (the
+    /// leader answers the client directly), and one that knows none tells the client to look elsewhere.
+    /// Relaying rather than redirecting saves the client a round trip, and with it one more message
+    /// that loss could take: a client that resends to a follower after a lost request or reply still
+    /// reaches the leader in one attempt.
     pub fn on_request(&mut self, ctx: &mut Ctx<'_, PaxosMsg>, client: NodeId, request: ClientRequest) {
+        match self.leader_hint {
+            _ if self.is_leader() => self.propose_request(ctx, client, request),
+            Some(leader) if leader != self.id => self.send(ctx, leader, PeerMsg::Forward { client, request }),
+            _ => {
+                let reply = ClientReply::to(&request, ReplyResult::Redirect(None));
+                ctx.send(client, PaxosMsg::Reply(reply));
+            }
+        }
+        self.drain_inbox(ctx);
+    }
+
+    /// A request relayed by a follower. Relayed once only: a server that is no longer leader sends the
+    /// client its own hint instead of relaying again, so a stale hint cannot make requests circle.
+    fn on_forward(&mut self, ctx: &mut Ctx<'_, PaxosMsg>, client: NodeId, request: ClientRequest) {
+        if self.is_leader() {
+            self.propose_request(ctx, client, request);
+        } else {
+            let hint = self.leader_hint.filter(|h| *h != self.id);
+            ctx.send(client, PaxosMsg::Reply(ClientReply::to(&request, ReplyResult::Redirect(hint))));
+        }
+    }
+
+    /// The leader proposes a client request in the next free slot. A retry of a request that was
+    /// chosen already is proposed again: applying it a second time only returns the first result (the
+    /// state machine executes each (process, seq) once).
+    fn propose_request(&mut self, ctx: &mut Ctx<'_, PaxosMsg>, client: NodeId, request: ClientRequest) {
         let Role::Leader { ballot, next_slot, proposals } = &mut self.role else {
-            let reply = ClientReply::to(&request, ReplyResult::Redirect(self.leader_hint));
-            ctx.send(client, PaxosMsg::Reply(reply));
-            return;
+            unreachable!("only a leader proposes");
         };
         if proposals.values().any(|p| p.command.is_request(&request)) {
             return; // already in flight; the reply comes when it is decided
@@ -264,7 +293,6 @@ impl PaxosServer {
         let command = Command::Client { client, request };
         proposals.insert(slot, Proposal { command: command.clone(), acks: BTreeSet::new(), ticks_since_sent: 0 });
         self.broadcast(ctx, PeerMsg::Accept { ballot, slot, command });
-        self.drain_inbox(ctx);
     }
 
     pub fn on_peer(&mut self, ctx: &mut Ctx<'_, PaxosMsg>, from: NodeId, msg: PeerMsg) {
@@ -294,6 +322,7 @@ impl PaxosServer {
             PeerMsg::Reject { promised } => self.on_reject(ctx, promised),
             PeerMsg::Decide { slot, command } => self.learn(ctx, slot, command),
             PeerMsg::Heartbeat { ballot, first_undecided } => self.on_heartbeat(ctx, from, ballot, first_undecided),
+            PeerMsg::Forward { client, request } => self.on_forward(ctx, client, request),
             PeerMsg::CatchUp { from_slot } => {
                 let end = self.first_unapplied.min(from_slot.saturating_add(CATCH_UP_BATCH));
                 for slot in from_slot..end {
