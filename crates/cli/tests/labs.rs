@@ -136,13 +136,21 @@ fn grade_service_skeleton(
 
 #[test]
 fn untouched_service_skeletons_fail_with_a_hint_to_start_with_the_client_path() {
-    for (name, build) in
-        [("raft", lab_raft::build as fn(&_) -> _), ("paxos", lab_paxos::build), ("quorum", lab_quorum::build)]
-    {
+    for (name, build) in [
+        ("raft", lab_raft::build as fn(&_) -> _),
+        ("paxos", lab_paxos::build),
+        ("quorum", lab_quorum::build),
+        ("primary-backup", lab_primary_backup::build),
+        ("two-phase-commit", lab_two_phase_commit::build),
+    ] {
         let card = grade_service_skeleton(name, build);
         assert!(!card.passed());
         for scenario in &card.scenarios {
             assert_eq!(scenario.failed_runs_of("progress"), scenario.runs, "lab {name}:\n{card}");
+        }
+        // Silence is not caused by faults: every failure shrinks to the empty schedule.
+        for failure in card.failures() {
+            assert!(failure.shrunk.is_empty(), "lab {name}: {:?} shrinks to no faults:\n{card}", failure.shrunk);
         }
         let text = card.to_string();
         for needle in [
@@ -150,6 +158,7 @@ fn untouched_service_skeletons_fail_with_a_hint_to_start_with_the_client_path() 
             "ClientReply::to(&request, result)",
             "hint: no run completed a single operation",
             "replay: DETSIM_LAB_REPLAY='",
+            "(no faults needed)",
         ] {
             assert!(text.contains(needle), "lab {name}'s card lacks {needle:?}:\n{text}");
         }

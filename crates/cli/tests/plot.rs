@@ -141,8 +141,15 @@ fn cap_comparison_and_sweep_charts_from_the_command_line() {
     let outcomes = std::fs::read_to_string(out.join("sweep-outcomes.svg")).expect("sweep-outcomes.svg");
     assert!(outcomes.contains("quickstart: 3 seeds"), "one cell per seed of the sweep");
     assert!(out.join("sweep-latency_ns-p99.svg").exists());
-    let output =
-        detsim(&["plot", "--sweep", results.to_str().expect("UTF-8"), "--metric", "nope", "--out", out.to_str().expect("UTF-8")]);
+    let output = detsim(&[
+        "plot",
+        "--sweep",
+        results.to_str().expect("UTF-8"),
+        "--metric",
+        "nope",
+        "--out",
+        out.to_str().expect("UTF-8"),
+    ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("no seed has metric \"nope\""), "{}", text(&output));
     // A sweep's results also drive the CAP comparison (grouped by scenario).
