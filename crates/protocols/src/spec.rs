@@ -124,11 +124,16 @@ impl ClusterSpec {
         detsim_core::SimConfig { seed: self.seed, network: self.network.clone(), limits: self.limits.clone() }
     }
 
-    /// Reads the protocol parameters into `T`, with defaults for what is absent.
+    /// Reads the protocol parameters into `T`, with defaults for what is absent. Only a table (a
+    /// JSON object) or nothing is accepted: serde would otherwise read an array into a struct's
+    /// fields by position.
     pub fn params<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, String> {
         match &self.params {
             serde_json::Value::Null => Ok(T::default()),
-            value => serde_json::from_value(value.clone()).map_err(|e| format!("protocol parameters: {e}")),
+            value @ serde_json::Value::Object(_) => {
+                serde_json::from_value(value.clone()).map_err(|e| format!("protocol parameters: {e}"))
+            }
+            other => Err(format!("protocol parameters: expected a table, found {other}")),
         }
     }
 }
