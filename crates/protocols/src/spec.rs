@@ -5,7 +5,7 @@
 //! Naming convention, shared by scenarios, faults and reports: servers are `n1..nN` (node ids
 //! `0..N`), clients are `c1..cM` (node ids `N..N+M`), any extra nodes a protocol needs come after.
 
-use detsim_core::{AnySimulation, LocalClock, NetworkConfig};
+use detsim_core::{AnySimulation, LocalClock, NetworkConfig, NodeId};
 use serde::{Deserialize, Serialize};
 
 /// The kind of client workload.
@@ -112,6 +112,11 @@ impl ClusterSpec {
     /// The name of client `i` (from 0): `c1`, `c2`, ...
     pub fn client_name(i: usize) -> String {
         format!("c{}", i + 1)
+    }
+
+    /// The id of extra node `i` (from 0): the nodes a protocol adds after the clients.
+    pub fn extra_node_id(&self, i: usize) -> NodeId {
+        NodeId(u32::try_from(self.nodes + self.workload.clients + i).expect("fewer than 2^32 nodes"))
     }
 
     /// The clock of node index `i`.
