@@ -8,6 +8,7 @@ pub mod broker;
 pub mod chain;
 pub mod client_server;
 pub mod clocks;
+pub mod configuration_service;
 pub mod crdt;
 pub mod dht;
 pub mod dynamo;

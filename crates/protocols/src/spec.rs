@@ -5,7 +5,7 @@
 //! Naming convention, shared by scenarios, faults and reports: servers are `n1..nN` (node ids
 //! `0..N`), clients are `c1..cM` (node ids `N..N+M`), any extra nodes a protocol needs come after.
 
-use detsim_core::{AnySimulation, LocalClock, NetworkConfig};
+use detsim_core::{AnySimulation, LocalClock, NetworkConfig, NodeId};
 use serde::{Deserialize, Serialize};
 
 /// The kind of client workload.
@@ -114,6 +114,11 @@ impl ClusterSpec {
         format!("c{}", i + 1)
     }
 
+    /// The id of extra node `i` (from 0): the nodes a protocol adds after the clients.
+    pub fn extra_node_id(&self, i: usize) -> NodeId {
+        NodeId(u32::try_from(self.nodes + self.workload.clients + i).expect("fewer than 2^32 nodes"))
+    }
+
     /// The clock of node index `i`.
     pub fn clock(&self, i: usize) -> LocalClock {
         self.clocks.get(i).cloned().unwrap_or_else(|| LocalClock::new(0, 0.0))
@@ -124,11 +129,16 @@ impl ClusterSpec {
         detsim_core::SimConfig { seed: self.seed, network: self.network.clone(), limits: self.limits.clone() }
     }
 
-    /// Reads the protocol parameters into `T`, with defaults for what is absent.
+    /// Reads the protocol parameters into `T`, with defaults for what is absent. Only a table (a
+    /// JSON object) or nothing is accepted: serde would otherwise read an array into a struct's
+    /// fields by position.
     pub fn params<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, String> {
         match &self.params {
             serde_json::Value::Null => Ok(T::default()),
-            value => serde_json::from_value(value.clone()).map_err(|e| format!("protocol parameters: {e}")),
+            value @ serde_json::Value::Object(_) => {
+                serde_json::from_value(value.clone()).map_err(|e| format!("protocol parameters: {e}"))
+            }
+            other => Err(format!("protocol parameters: expected a table, found {other}")),
         }
     }
 }

@@ -3,15 +3,16 @@
 //! state, and that state holds every acknowledged update (the eventual-convergence checker judges
 //! the counters; an add-wins check judges the set); each bug switch is caught within 1,000 seeds.
 
+mod support;
+
 use detsim_check::{check_eventual, operations, EventualOptions, Model, Operation, Outcome, Validity};
-use detsim_core::{EventType, History, NodeId, Op, SimTime, Simulation, Value};
+use detsim_core::{EventType, History, NodeId, SimTime, Simulation, Value};
 use detsim_protocols::crdt::{self, Crdt, CrdtNode};
-use detsim_protocols::workload::nemesis::{NemesisOptions, NemesisPlan};
-use detsim_protocols::workload::ClusterLayout;
 use detsim_protocols::{ClusterSpec, WorkloadKind, WorkloadSpec};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Instant;
+use support::{seeds, FINAL_READ_PROCESS};
 
 const HEAL_AT_MS: u64 = 2_500;
 /// Clients stop here; the rest of the run is quiet so that gossip can converge.
@@ -64,21 +65,12 @@ fn run(seed: u64, kind: Kind, mutant: Option<&str>) -> Run {
         stop_at_ns: Some(STOP_AT_MS * 1_000_000),
         ..WorkloadSpec::default()
     };
-    let mut spec = ClusterSpec::new(seed, servers, workload);
     let mut params = json!({ "kind": kind.param() });
     if let Some(mutant) = mutant {
         params[mutant] = json!(true);
     }
-    spec.params = params;
-    let options = NemesisOptions {
-        start_ms: 200,
-        heal_at_ms: HEAL_AT_MS,
-        mean_interval_ms: 250,
-        max_fault_ms: 1_000,
-        ..NemesisOptions::default()
-    };
-    let plan = NemesisPlan::random(seed, &ClusterLayout::of(&spec), &options);
-    plan.apply_to_spec(&mut spec);
+    let options = support::nemesis_options(HEAL_AT_MS);
+    let (spec, plan) = support::spec_under_nemesis(seed, servers, workload, params, &options);
     let mut sim = crdt::build_simulation(&spec).expect("valid spec");
     plan.run(&mut sim, SimTime::from_millis(END_MS), |_| None).expect("run completes");
     let divergence = divergence(&sim, servers, kind);
@@ -124,13 +116,10 @@ fn append_final_reads(sim: &Simulation<CrdtNode>, servers: usize, kind: Kind, hi
     for (i, replica) in replicas(sim, servers).into_iter().enumerate() {
         let Some(replica) = replica else { continue };
         for key in 0..KEYS as i64 {
-            let process = (1 << 40) + (i * KEYS) as u64 + key as u64;
-            let node = Some(format!("n{}", i + 1));
+            let process = FINAL_READ_PROCESS + (i * KEYS) as u64 + key as u64;
             let key = Value::Int(key);
             let value = replica.object(&key).map_or_else(|| empty(kind).read(), Crdt::read);
-            let read = Op::new("read", Some(key.clone()), Value::Nil);
-            history.push(at_ns, process, EventType::Invoke, read, None, node.clone());
-            history.push(at_ns + 1, process, EventType::Ok, Op::new("read", Some(key), value), None, node);
+            support::push_final_read(history, at_ns, process, i, &key, value);
             at_ns += 2;
         }
     }
@@ -165,7 +154,7 @@ fn counter_verdict(history: &History) -> Result<(), String> {
 /// is there. (The eventual checker's set model has no removes.)
 fn or_set_verdict(history: &History) -> Result<(), String> {
     let ops: Vec<Operation> = operations(history).expect("well-formed history");
-    let finals: Vec<&Operation> = ops.iter().filter(|op| op.process >= 1 << 40).collect();
+    let finals: Vec<&Operation> = ops.iter().filter(|op| op.process >= FINAL_READ_PROCESS).collect();
     let mut problems = Vec::new();
     for key in 0..KEYS as i64 {
         let key = Some(Value::Int(key));
@@ -213,58 +202,22 @@ fn verdict(run: &Run, kind: Kind) -> Result<(), String> {
     }
 }
 
-/// Seeds of the many-seed tests: 200; `DETSIM_SEEDS=n` for a longer soak, `DETSIM_SEED=s` to
-/// replay one seed.
-fn seeds() -> std::ops::Range<u64> {
-    if let Some(seed) = std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
-        return seed..seed + 1;
-    }
-    let count = std::env::var("DETSIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
-    0..count
-}
-
-/// The one-line command that replays `seed` of `test`.
-fn replay(test: &str, seed: u64) -> String {
-    format!("DETSIM_SEED={seed} cargo test -p detsim-protocols --test crdt {test} -- --exact")
-}
-
-/// Runs one seed's checks; when one fails, prints the command that replays that seed alone.
-fn with_replay<T>(test: &str, seed: u64, body: impl FnOnce() -> T) -> T {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(value) => value,
-        Err(panic) => {
-            eprintln!("replay: {}", replay(test, seed));
-            std::panic::resume_unwind(panic)
-        }
-    }
-}
-
-/// Seeds a mutant is tried on: 0..1000, or just `DETSIM_SEED`.
-fn mutant_seeds() -> std::ops::Range<u64> {
-    match std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
-        Some(seed) => seed..seed + 1,
-        None => 0..1_000,
-    }
-}
-
 fn converges_on_every_seed(test: &str, kind: Kind) {
     let started = Instant::now();
     let (mut ok, mut total) = (0usize, 0usize);
-    for seed in seeds() {
-        with_replay(test, seed, || {
-            let run = run(seed, kind, None);
-            if let Err(why) = verdict(&run, kind) {
-                panic!("{kind:?} seed {seed} ({} replicas): {why}; faults: {:#?}", run.servers, run.description);
-            }
-            let client_ops: Vec<_> = run.history.events.iter().filter(|e| e.process < 1 << 40).collect();
-            // Always available: a replica never refuses; only an unreachable one leaves a client without
-            // an answer.
-            let refused: Vec<_> = client_ops.iter().filter(|e| e.kind == EventType::Fail).collect();
-            assert!(refused.is_empty(), "{kind:?} seed {seed}: a replica refused {refused:?}");
-            ok += client_ops.iter().filter(|e| e.kind == EventType::Ok).count();
-            total += client_ops.iter().filter(|e| e.kind != EventType::Invoke).count();
-        });
-    }
+    support::for_each_seed(test, |seed| {
+        let run = run(seed, kind, None);
+        if let Err(why) = verdict(&run, kind) {
+            panic!("{kind:?} seed {seed} ({} replicas): {why}; faults: {:#?}", run.servers, run.description);
+        }
+        let client_ops: Vec<_> = run.history.events.iter().filter(|e| e.process < FINAL_READ_PROCESS).collect();
+        // Always available: a replica never refuses; only an unreachable one leaves a client without
+        // an answer.
+        let refused: Vec<_> = client_ops.iter().filter(|e| e.kind == EventType::Fail).collect();
+        assert!(refused.is_empty(), "{kind:?} seed {seed}: a replica refused {refused:?}");
+        ok += client_ops.iter().filter(|e| e.kind == EventType::Ok).count();
+        total += client_ops.iter().filter(|e| e.kind != EventType::Invoke).count();
+    });
     let share = ok as f64 / total.max(1) as f64;
     eprintln!(
         "crdt {kind:?}: {} seeds converged ({:?}); {ok} of {total} operations ok ({:.1}%)",
@@ -291,16 +244,9 @@ fn or_set_converges_on_200_seeds() {
 }
 
 fn smallest_failing_seed(test: &str, kind: Kind, mutant: &str) -> u64 {
-    let started = Instant::now();
-    for seed in mutant_seeds() {
-        let run = run(seed, kind, Some(mutant));
-        if let Err(why) = verdict(&run, kind) {
-            eprintln!("crdt mutant {mutant} ({kind:?}): smallest failing seed {seed} ({:?}): {why}", started.elapsed());
-            eprintln!("replay: {}", replay(test, seed));
-            return seed;
-        }
-    }
-    panic!("crdt mutant {mutant} ({kind:?}): not caught on seeds {:?}", mutant_seeds());
+    support::smallest_failing_seed(test, &format!("crdt mutant {mutant} ({kind:?})"), |seed| {
+        verdict(&run(seed, kind, Some(mutant)), kind).err().map(|why| format!(": {why}"))
+    })
 }
 
 #[test]

@@ -5,17 +5,18 @@
 //! (R + W <= N sold as strong, read repair that restamps) are caught by the availability report's
 //! stale-read count within 1,000 seeds.
 
+mod support;
+
 use detsim_check::{
-    availability_with_model, check_eventual, check_linearizable, operations, EventualOptions, FaultWindow,
-    LinearizabilityOptions, Model, Validity,
+    availability_with_model, check_eventual, operations, EventualOptions, FaultWindow, Model, Validity,
 };
-use detsim_core::{EventType, History, NodeId, Op, SimTime, Simulation, Value};
+use detsim_core::{EventType, History, NodeId, SimTime, Simulation, Value};
 use detsim_protocols::dynamo::{self, DynamoNode};
-use detsim_protocols::workload::nemesis::{NemesisOptions, NemesisPlan};
-use detsim_protocols::workload::ClusterLayout;
+use detsim_protocols::workload::nemesis::NemesisOptions;
 use detsim_protocols::{ClusterSpec, WorkloadKind, WorkloadSpec};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use support::{seeds, FINAL_READ_PROCESS};
 
 const HEAL_AT_MS: u64 = 2_500;
 /// Clients stop here; the rest of the run is quiet so that replicas can converge.
@@ -33,14 +34,7 @@ struct Run {
 }
 
 fn nemesis(clocks: bool) -> NemesisOptions {
-    NemesisOptions {
-        start_ms: 200,
-        heal_at_ms: HEAL_AT_MS,
-        mean_interval_ms: 250,
-        max_fault_ms: 1_000,
-        clocks,
-        ..NemesisOptions::default()
-    }
+    NemesisOptions { clocks, ..support::nemesis_options(HEAL_AT_MS) }
 }
 
 fn run(seed: u64, params: serde_json::Value, options: &NemesisOptions) -> Run {
@@ -57,10 +51,7 @@ fn run(seed: u64, params: serde_json::Value, options: &NemesisOptions) -> Run {
         read_fraction: 0.5,
         ..WorkloadSpec::default()
     };
-    let mut spec = ClusterSpec::new(seed, servers, workload);
-    spec.params = params;
-    let plan = NemesisPlan::random(seed, &ClusterLayout::of(&spec), options);
-    plan.apply_to_spec(&mut spec);
+    let (spec, plan) = support::spec_under_nemesis(seed, servers, workload, params, options);
     let mut sim = dynamo::build_simulation(&spec).expect("valid spec");
     plan.run(&mut sim, SimTime::from_millis(END_MS), |_| None).expect("run completes");
     let divergence = divergence(&sim, servers);
@@ -98,11 +89,6 @@ fn divergence(sim: &Simulation<DynamoNode>, servers: usize) -> Vec<String> {
     problems
 }
 
-fn linearizable(history: &History) -> Validity {
-    let options = LinearizabilityOptions { time_budget: Some(Duration::from_secs(20)), ..Default::default() };
-    check_linearizable(history, Model::CasRegister, &options).expect("well-formed history").valid
-}
-
 /// The test reads every key at every home replica directly once the run is over (each read its
 /// own process, the value that replica alone would return), so the eventual-convergence checker has
 /// final reads after the quiet point.
@@ -116,24 +102,11 @@ fn append_final_reads(sim: &Simulation<DynamoNode>, servers: usize, history: &mu
         for home in any.homes(&key) {
             let Some(replica) = sim.node(home).and_then(DynamoNode::server) else { continue };
             let process = FINAL_READ_PROCESS + (key.as_int().expect("int key") as u64) * 64 + u64::from(home.0);
-            let node = Some(format!("n{}", home.0 + 1));
-            history.push(
-                at_ns,
-                process,
-                EventType::Invoke,
-                Op::new("read", Some(key.clone()), Value::Nil),
-                None,
-                node.clone(),
-            );
-            let read = Op::new("read", Some(key.clone()), replica.resolved(&key));
-            history.push(at_ns + 1, process, EventType::Ok, read, None, node);
+            support::push_final_read(history, at_ns, process, home.index(), &key, replica.resolved(&key));
             at_ns += 2;
         }
     }
 }
-
-/// Process ids of the test's final reads (far above any client's).
-const FINAL_READ_PROCESS: u64 = 1 << 40;
 
 /// The eventual-convergence checker's anomalies (empty: converged and nothing acknowledged lost).
 fn eventual_anomalies(history: &History) -> Vec<(String, String)> {
@@ -163,40 +136,6 @@ fn report(history: &History) -> detsim_check::AvailabilityReport {
     availability_with_model(&ops, &faults, Some(Model::Register))
 }
 
-/// Seeds of the many-seed tests: 200; `DETSIM_SEEDS=n` for a longer soak, `DETSIM_SEED=s` to
-/// replay one seed.
-fn seeds() -> std::ops::Range<u64> {
-    if let Some(seed) = std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
-        return seed..seed + 1;
-    }
-    let count = std::env::var("DETSIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
-    0..count
-}
-
-/// The one-line command that replays `seed` of `test`.
-fn replay(test: &str, seed: u64) -> String {
-    format!("DETSIM_SEED={seed} cargo test -p detsim-protocols --test dynamo {test} -- --exact")
-}
-
-/// Runs one seed's checks; when one fails, prints the command that replays that seed alone.
-fn with_replay<T>(test: &str, seed: u64, body: impl FnOnce() -> T) -> T {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(value) => value,
-        Err(panic) => {
-            eprintln!("replay: {}", replay(test, seed));
-            std::panic::resume_unwind(panic)
-        }
-    }
-}
-
-/// Seeds a mutant is tried on: 0..1000, or just `DETSIM_SEED`.
-fn mutant_seeds() -> std::ops::Range<u64> {
-    match std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
-        Some(seed) => seed..seed + 1,
-        None => 0..1_000,
-    }
-}
-
 #[test]
 fn dynamo_stays_available_and_converges_yet_is_not_linearizable() {
     let started = Instant::now();
@@ -204,36 +143,34 @@ fn dynamo_stays_available_and_converges_yet_is_not_linearizable() {
     let (mut ok, mut total) = (0, 0);
     let (mut non_linearizable, mut lost_writes) = (Vec::new(), Vec::new());
     let mut worst = (f64::MAX, 0);
-    for seed in seeds() {
-        with_replay("dynamo_stays_available_and_converges_yet_is_not_linearizable", seed, || {
-            let run = run(seed, json!({}), &options);
-            assert!(
-                run.divergence.is_empty(),
-                "seed {seed} ({} servers): replicas did not converge: {:#?}; faults: {:#?}",
-                run.servers,
-                run.divergence,
-                run.description
-            );
-            // Converged by the checker too: final reads agree and hold written values. Losing an
-            // acknowledged write is allowed here, and counted: last-writer-wins under clock faults.
-            let anomalies = eventual_anomalies(&run.history);
-            let bad: Vec<_> = anomalies.iter().filter(|(name, _)| name != "lost-write").collect();
-            assert!(bad.is_empty(), "seed {seed}: {bad:#?}; faults: {:#?}", run.description);
-            if !anomalies.is_empty() {
-                lost_writes.push(seed);
-            }
-            let inside = report(&run.history).inside_faults;
-            ok += inside.ok;
-            total += inside.ops;
-            let share = inside.success_fraction.unwrap_or(1.0);
-            if share < worst.0 {
-                worst = (share, seed);
-            }
-            if linearizable(&run.history) == Validity::Invalid {
-                non_linearizable.push(seed);
-            }
-        });
-    }
+    support::for_each_seed("dynamo_stays_available_and_converges_yet_is_not_linearizable", |seed| {
+        let run = run(seed, json!({}), &options);
+        assert!(
+            run.divergence.is_empty(),
+            "seed {seed} ({} servers): replicas did not converge: {:#?}; faults: {:#?}",
+            run.servers,
+            run.divergence,
+            run.description
+        );
+        // Converged by the checker too: final reads agree and hold written values. Losing an
+        // acknowledged write is allowed here, and counted: last-writer-wins under clock faults.
+        let anomalies = eventual_anomalies(&run.history);
+        let bad: Vec<_> = anomalies.iter().filter(|(name, _)| name != "lost-write").collect();
+        assert!(bad.is_empty(), "seed {seed}: {bad:#?}; faults: {:#?}", run.description);
+        if !anomalies.is_empty() {
+            lost_writes.push(seed);
+        }
+        let inside = report(&run.history).inside_faults;
+        ok += inside.ok;
+        total += inside.ops;
+        let share = inside.success_fraction.unwrap_or(1.0);
+        if share < worst.0 {
+            worst = (share, seed);
+        }
+        if support::linearizable(&run.history, Model::CasRegister) == Validity::Invalid {
+            non_linearizable.push(seed);
+        }
+    });
     let share = ok as f64 / total.max(1) as f64;
     eprintln!(
         "dynamo over {} seeds ({:?}): {ok} of {total} operations during faults ok ({:.1}%, worst seed {} at {:.1}%); \
@@ -264,14 +201,12 @@ fn without_clock_faults_or_resends_dynamo_loses_no_acknowledged_write() {
     // Timestamps from good clocks order writes as real time does, and without resends no old
     // write is coordinated twice: the converged value is then always a latest write.
     let options = nemesis(false);
-    for seed in seeds() {
-        with_replay("without_clock_faults_or_resends_dynamo_loses_no_acknowledged_write", seed, || {
-            let run = run(seed, json!({ "client_resend_ms": null }), &options);
-            assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
-            let anomalies = eventual_anomalies(&run.history);
-            assert!(anomalies.is_empty(), "seed {seed}: {anomalies:#?}; faults: {:#?}", run.description);
-        });
-    }
+    support::for_each_seed("without_clock_faults_or_resends_dynamo_loses_no_acknowledged_write", |seed| {
+        let run = run(seed, json!({ "client_resend_ms": null }), &options);
+        assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
+        let anomalies = eventual_anomalies(&run.history);
+        assert!(anomalies.is_empty(), "seed {seed}: {anomalies:#?}; faults: {:#?}", run.description);
+    });
 }
 
 /// Strict quorums (no fallbacks) that intersect, clocks without faults and clients that do not
@@ -295,19 +230,17 @@ fn strict(extra: serde_json::Value) -> serde_json::Value {
 fn strict_intersecting_quorums_never_miss_a_completed_write() {
     let options = nemesis(false);
     let mut reads = 0;
-    for seed in seeds() {
-        with_replay("strict_intersecting_quorums_never_miss_a_completed_write", seed, || {
-            let run = run(seed, strict(json!({})), &options);
-            let report = report(&run.history);
-            assert_eq!(
-                report.stale_reads, 0,
-                "seed {seed}: stale read {:#?}; faults: {:#?}",
-                report.worst_stale_read, run.description
-            );
-            assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
-            reads += report.reads;
-        });
-    }
+    support::for_each_seed("strict_intersecting_quorums_never_miss_a_completed_write", |seed| {
+        let run = run(seed, strict(json!({})), &options);
+        let report = report(&run.history);
+        assert_eq!(
+            report.stale_reads, 0,
+            "seed {seed}: stale read {:#?}; faults: {:#?}",
+            report.worst_stale_read, run.description
+        );
+        assert!(run.divergence.is_empty(), "seed {seed}: {:#?}", run.divergence);
+        reads += report.reads;
+    });
     assert!(reads > 5 * seeds().count(), "the check judged reads: {reads}");
 }
 
@@ -321,28 +254,21 @@ fn vector_clocks_converge_too() {
 }
 
 fn smallest_stale_seed(test: &str, name: &str, params: serde_json::Value) -> u64 {
-    let started = Instant::now();
     let options = nemesis(false);
-    for seed in mutant_seeds() {
+    support::smallest_failing_seed(test, &format!("dynamo mutant {name}"), |seed| {
         let run = run(seed, params.clone(), &options);
         let report = report(&run.history);
-        if let Some(stale) = &report.worst_stale_read {
-            eprintln!(
-                "dynamo mutant {name}: smallest failing seed {seed} ({:?}): {} of {} reads stale, worst by {}ms \
-                 (read {} missed write {}); faults:\n  {}",
-                started.elapsed(),
-                report.stale_reads,
-                report.reads,
-                stale.staleness_ns / 1_000_000,
-                stale.read.output,
-                stale.missed.input,
-                run.description.join("\n  ")
-            );
-            eprintln!("replay: {}", replay(test, seed));
-            return seed;
-        }
-    }
-    panic!("dynamo mutant {name}: not caught on seeds {:?}", mutant_seeds());
+        let stale = report.worst_stale_read.as_ref()?;
+        Some(format!(
+            ": {} of {} reads stale, worst by {}ms (read {} missed write {}); faults:\n  {}",
+            report.stale_reads,
+            report.reads,
+            stale.staleness_ns / 1_000_000,
+            stale.read.output,
+            stale.missed.input,
+            run.description.join("\n  ")
+        ))
+    })
 }
 
 #[test]

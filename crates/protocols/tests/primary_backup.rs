@@ -3,17 +3,17 @@
 //! after the heal; asynchronous mode loses acknowledged writes and splits its brain on some seeds,
 //! and the linearizability checker says so; every bug switch is caught within 1,000 seeds.
 
-use detsim_check::{check_linearizable, LinearizabilityOptions, Model, Validity};
-use detsim_core::rng::{derive_stream, StreamPurpose};
+mod support;
+
+use detsim_check::Validity;
 use detsim_core::{EventType, Fault, History, NodeId, SimTime, Simulation, Value};
 use detsim_protocols::primary_backup::{self, PbNode};
-use detsim_protocols::workload::nemesis::{NemesisOptions, NemesisPlan, PlannedFault, TimedFault};
-use detsim_protocols::workload::ClusterLayout;
+use detsim_protocols::workload::nemesis::{NemesisPlan, PlannedFault};
 use detsim_protocols::{ClusterSpec, WorkloadKind, WorkloadSpec};
-use rand::RngExt;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::time::Instant;
+use support::seeds;
 
 const HEAL_AT_MS: u64 = 2_500;
 /// Operations invoked this long after the heal must complete.
@@ -36,51 +36,6 @@ struct Run {
     /// Set workload: acknowledged adds missing from the final primary's state.
     lost_acked_adds: Vec<String>,
     trace_hash: u64,
-}
-
-/// The nemesis draws faults over servers and clients; the view service is a process too, so this
-/// puts it on a random side of each partition and gives it a crash or a pause on some seeds.
-fn involve_view_service(plan: &mut NemesisPlan, seed: u64, vs: NodeId, options: &NemesisOptions) {
-    let mut rng = derive_stream(seed, StreamPurpose::Nemesis, 1);
-    for step in &mut plan.steps {
-        let PlannedFault::Fault(fault) = &mut step.fault else { continue };
-        match fault {
-            Fault::Partition { groups } if !groups.is_empty() => {
-                let side = rng.random_range(0..groups.len());
-                groups[side].push(vs);
-                plan.description.push(format!("vs on side {} of the partition at {}", side + 1, step.at));
-            }
-            Fault::Bridge { left, right, .. } => {
-                if rng.random_bool(0.5) {
-                    left.push(vs);
-                } else {
-                    right.push(vs);
-                }
-            }
-            Fault::OneWay { from, to } if rng.random_bool(0.5) => {
-                if rng.random_bool(0.5) {
-                    from.push(vs);
-                } else {
-                    to.push(vs);
-                }
-                plan.description.push(format!("vs joins the one-way cut at {}", step.at));
-            }
-            _ => {}
-        }
-    }
-    if options.crashes && rng.random_bool(0.3) {
-        let start_ms = rng.random_range(options.start_ms..options.heal_at_ms);
-        let end_ms = (start_ms + rng.random_range(options.min_fault_ms..=options.max_fault_ms)).min(options.heal_at_ms);
-        let (down, up, what) = if rng.random_bool(0.5) {
-            (Fault::Crash { node: vs }, Fault::Restart { node: vs }, "crash")
-        } else {
-            (Fault::Pause { node: vs }, Fault::Resume { node: vs }, "pause")
-        };
-        plan.description.push(format!("{what} vs from {start_ms}ms to {end_ms}ms"));
-        plan.steps.push(TimedFault { at: SimTime::from_millis(start_ms), fault: PlannedFault::Fault(down) });
-        plan.steps.push(TimedFault { at: SimTime::from_millis(end_ms), fault: PlannedFault::Fault(up) });
-        plan.steps.sort_by_key(|s| s.at);
-    }
 }
 
 /// Runs `sim` to `end` applying `plan`, and counts split-brain probe windows.
@@ -136,19 +91,10 @@ fn run(seed: u64, params: serde_json::Value) -> Run {
         stop_at_ns: Some((END_MS - 300) * 1_000_000),
         ..WorkloadSpec::default()
     };
-    let mut spec = ClusterSpec::new(seed, servers, workload);
-    spec.params = params;
-    let options = NemesisOptions {
-        start_ms: 200,
-        heal_at_ms: HEAL_AT_MS,
-        mean_interval_ms: 250,
-        max_fault_ms: 1_000,
-        ..NemesisOptions::default()
-    };
-    let mut plan = NemesisPlan::random(seed, &ClusterLayout::of(&spec), &options);
-    plan.apply_to_spec(&mut spec);
+    let options = support::nemesis_options(HEAL_AT_MS);
+    let (spec, mut plan) = support::spec_under_nemesis(seed, servers, workload, params, &options);
     let vs = primary_backup::view_service_id(&spec);
-    involve_view_service(&mut plan, seed, vs, &options);
+    support::involve_coordinator(&mut plan, seed, vs, "vs", &options);
     let mut sim = primary_backup::build_simulation(&spec).expect("valid spec");
     let split_brain_windows = drive(&mut sim, &plan, servers, SimTime::from_millis(END_MS));
     let history = sim.take_history();
@@ -172,131 +118,55 @@ fn lost_adds(sim: &Simulation<PbNode>, vs: NodeId, history: &History) -> Vec<Str
     let Some(server) = sim.node(primary).and_then(PbNode::server) else {
         return vec![format!("the final primary n{} is down", primary.0 + 1)];
     };
-    let machine = server.state_machine();
-    history
-        .events
-        .iter()
-        .filter(|e| e.kind == EventType::Ok && e.f == "add")
-        .filter(|e| {
-            let key = e.key.clone().unwrap_or(Value::Nil);
-            let held = machine.object(&key).and_then(Value::as_list).is_some_and(|set| set.contains(&e.value));
-            !held
-        })
-        .map(|e| format!("add {} to key {:?} acknowledged at {}ns", e.value, e.key, e.time_ns))
-        .collect()
+    support::acked_adds_missing(server.state_machine(), history)
 }
 
 fn linearizable(run: &Run) -> Validity {
-    let model = if run.kind == WorkloadKind::Set { Model::Set } else { Model::CasRegister };
-    let options = LinearizabilityOptions { time_budget: Some(Duration::from_secs(20)), ..Default::default() };
-    check_linearizable(&run.history, model, &options).expect("well-formed history").valid
+    support::linearizable(&run.history, support::model_of(run.kind))
 }
 
 /// Operations invoked after the heal has settled, and those of them that got no answer.
 fn after_heal(history: &History) -> (usize, Vec<String>) {
-    let settled_ns = (HEAL_AT_MS + SETTLE_MS) * 1_000_000;
     // Early enough that the client's timeout (800 ms) falls inside the run: every such operation
     // has an outcome by the end.
-    let last_ns = (END_MS - 900) * 1_000_000;
-    let mut open = BTreeMap::new();
-    let mut late = 0;
-    let mut not_ok = Vec::new();
-    for event in &history.events {
-        match event.kind {
-            EventType::Invoke if (settled_ns..last_ns).contains(&event.time_ns) => {
-                late += 1;
-                open.insert(event.process, event.time_ns);
-            }
-            EventType::Invoke => {}
-            kind => {
-                if let Some(invoked_ns) = open.remove(&event.process) {
-                    if kind == EventType::Info {
-                        not_ok.push(format!("{kind:?} {} at {invoked_ns}: {:?}", event.f, event.error));
-                    }
-                }
-            }
-        }
-    }
-    not_ok.extend(open.iter().map(|(p, t)| format!("process {p} invoked at {t} never completed")));
-    (late, not_ok)
-}
-
-/// Seeds of the many-seed tests: 200; `DETSIM_SEEDS=n` for a longer soak, `DETSIM_SEED=s` to
-/// replay one seed.
-fn seeds() -> std::ops::Range<u64> {
-    if let Some(seed) = std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
-        return seed..seed + 1;
-    }
-    let count = std::env::var("DETSIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
-    0..count
-}
-
-/// The one-line command that replays `seed` of `test`.
-fn replay(test: &str, seed: u64) -> String {
-    format!("DETSIM_SEED={seed} cargo test -p detsim-protocols --test primary_backup {test} -- --exact")
-}
-
-/// Runs one seed's checks; when one fails, prints the command that replays that seed alone.
-fn with_replay<T>(test: &str, seed: u64, body: impl FnOnce() -> T) -> T {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(value) => value,
-        Err(panic) => {
-            eprintln!("replay: {}", replay(test, seed));
-            std::panic::resume_unwind(panic)
-        }
-    }
-}
-
-/// Seeds a mutant is tried on: 0..1000, or just `DETSIM_SEED`.
-fn mutant_seeds() -> std::ops::Range<u64> {
-    match std::env::var("DETSIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
-        Some(seed) => seed..seed + 1,
-        None => 0..1_000,
-    }
+    support::after_heal(history, (HEAL_AT_MS + SETTLE_MS) * 1_000_000..(END_MS - 900) * 1_000_000)
 }
 
 #[test]
 fn sync_primary_backup_is_linearizable_loses_nothing_and_serves_after_heal_on_200_seeds() {
     let started = Instant::now();
     let mut ok_ops = 0;
-    for seed in seeds() {
-        with_replay(
-            "sync_primary_backup_is_linearizable_loses_nothing_and_serves_after_heal_on_200_seeds",
-            seed,
-            || {
-                let run = run(seed, json!({}));
-                assert_eq!(
-                    linearizable(&run),
-                    Validity::Valid,
-                    "seed {seed} ({} servers, {:?}) not linearizable; faults: {:#?}",
-                    run.servers,
-                    run.kind,
-                    run.description
-                );
-                assert!(
-                    run.lost_acked_adds.is_empty(),
-                    "seed {seed}: acknowledged adds lost: {:#?}",
-                    run.lost_acked_adds
-                );
-                assert!(
-                    run.split_brain_windows < SPLIT_BRAIN_WINDOWS,
-                    "seed {seed}: two primaries answered in {} windows; faults: {:#?}",
-                    run.split_brain_windows,
-                    run.description
-                );
-                // Live after the heal: clients keep working, and at most one operation goes unanswered
-                // (a reply can be lost three times in a row by plain message loss; a stuck primary or a
-                // stuck client leaves many).
-                let (late, not_ok) = after_heal(&run.history);
-                assert!(
-                    late >= 10 && not_ok.len() <= 1,
-                    "seed {seed}: of {late} operations after the heal, these got no answer: {not_ok:#?}; faults: {:#?}",
-                    run.description
-                );
-                ok_ops += run.history.events.iter().filter(|e| e.kind == EventType::Ok).count();
-            },
-        );
-    }
+    support::for_each_seed(
+        "sync_primary_backup_is_linearizable_loses_nothing_and_serves_after_heal_on_200_seeds",
+        |seed| {
+            let run = run(seed, json!({}));
+            assert_eq!(
+                linearizable(&run),
+                Validity::Valid,
+                "seed {seed} ({} servers, {:?}) not linearizable; faults: {:#?}",
+                run.servers,
+                run.kind,
+                run.description
+            );
+            assert!(run.lost_acked_adds.is_empty(), "seed {seed}: acknowledged adds lost: {:#?}", run.lost_acked_adds);
+            assert!(
+                run.split_brain_windows < SPLIT_BRAIN_WINDOWS,
+                "seed {seed}: two primaries answered in {} windows; faults: {:#?}",
+                run.split_brain_windows,
+                run.description
+            );
+            // Live after the heal: clients keep working, and at most one operation goes unanswered
+            // (a reply can be lost three times in a row by plain message loss; a stuck primary or a
+            // stuck client leaves many).
+            let (late, not_ok) = after_heal(&run.history);
+            assert!(
+                late >= 10 && not_ok.len() <= 1,
+                "seed {seed}: of {late} operations after the heal, these got no answer: {not_ok:#?}; faults: {:#?}",
+                run.description
+            );
+            ok_ops += run.history.events.iter().filter(|e| e.kind == EventType::Ok).count();
+        },
+    );
     eprintln!("primary-backup sync: {} seeds, {ok_ops} ok operations, {:?}", seeds().count(), started.elapsed());
 }
 
@@ -341,20 +211,10 @@ fn async_primary_backup_loses_acknowledged_writes_and_splits_its_brain() {
 }
 
 fn smallest_failing_seed(test: &str, name: &str, params: serde_json::Value) -> u64 {
-    let started = Instant::now();
-    for seed in mutant_seeds() {
+    support::smallest_failing_seed(test, &format!("primary-backup mutant {name}"), |seed| {
         let run = run(seed, params.clone());
-        if linearizable(&run) == Validity::Invalid {
-            eprintln!(
-                "primary-backup mutant {name}: smallest failing seed {seed} ({:?}); faults:\n  {}",
-                started.elapsed(),
-                run.description.join("\n  ")
-            );
-            eprintln!("replay: {}", replay(test, seed));
-            return seed;
-        }
-    }
-    panic!("primary-backup mutant {name}: not caught on seeds {:?}", mutant_seeds());
+        (linearizable(&run) == Validity::Invalid).then(|| format!("; faults:\n  {}", run.description.join("\n  ")))
+    })
 }
 
 #[test]

@@ -4,9 +4,10 @@
 //! tail that its configuration is still current before it answers a read.
 
 use super::{ChainMsg, ChainParams, Config};
-use detsim_core::{Ctx, LocalTime, NodeId, Storage};
+use crate::configuration_service::Heartbeats;
+use detsim_core::{Ctx, NodeId, Storage};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// What the master keeps on durable storage.
@@ -26,11 +27,8 @@ pub struct ChainMaster {
     servers: Vec<NodeId>,
     params: ChainParams,
     state: Durable,
-    last_ping: BTreeMap<NodeId, LocalTime>,
-    up_since: BTreeMap<NodeId, LocalTime>,
-    /// When a predecessor last reported each server stuck.
-    reported: BTreeMap<NodeId, LocalTime>,
-    started_at: LocalTime,
+    /// Servers' pings, and when a predecessor last reported each server stuck.
+    heartbeats: Heartbeats,
     configs_made: u64,
 }
 
@@ -40,12 +38,9 @@ impl ChainMaster {
         assert!(!servers.is_empty(), "a chain needs at least one server");
         ChainMaster {
             servers,
+            heartbeats: Heartbeats::new(params.dead_after_ms, params.rejoin_after_ms),
             params,
             state: storage.get(STATE_KEY).unwrap_or_default(),
-            last_ping: BTreeMap::new(),
-            up_since: BTreeMap::new(),
-            reported: BTreeMap::new(),
-            started_at: LocalTime(0),
             configs_made: 0,
         }
     }
@@ -64,22 +59,13 @@ impl ChainMaster {
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, ChainMsg>) {
-        self.started_at = ctx.now();
+        self.heartbeats.start(ctx.now());
         if self.state.config.number == 0 {
             // Every server starts empty, so each trivially holds every acknowledged update.
             let first = Config { number: 1, chain: self.servers.clone() };
             self.install(ctx, first, self.servers.iter().copied().collect());
         }
         ctx.set_timer(Duration::from_millis(self.params.tick_ms), 0);
-    }
-
-    fn elapsed_ms(now: LocalTime, since: LocalTime) -> i64 {
-        (now.as_nanos() - since.as_nanos()) / 1_000_000
-    }
-
-    fn alive(&self, now: LocalTime, server: NodeId) -> bool {
-        let last = self.last_ping.get(&server).copied().unwrap_or(self.started_at);
-        Self::elapsed_ms(now, last) <= self.params.dead_after_ms as i64
     }
 
     fn install(&mut self, ctx: &mut Ctx<'_, ChainMsg>, config: Config, complete: BTreeSet<NodeId>) {
@@ -117,10 +103,7 @@ impl ChainMaster {
         match msg {
             ChainMsg::Ping { config, synced, stuck_successor } => {
                 let now = ctx.now();
-                if !self.alive(now, from) || !self.last_ping.contains_key(&from) {
-                    self.up_since.insert(from, now);
-                }
-                self.last_ping.insert(from, now);
+                self.heartbeats.ping(now, from);
                 let current = self.state.config.clone();
                 if config == current.number && current.chain.contains(&from) {
                     if synced && current.tail() == Some(from) && !self.state.confirmed {
@@ -130,7 +113,7 @@ impl ChainMaster {
                         ctx.storage().put(STATE_KEY, &self.state);
                     }
                     if let Some(stuck) = stuck_successor.filter(|s| current.successor(from) == Some(*s)) {
-                        self.reported.insert(stuck, now);
+                        self.heartbeats.report(now, stuck);
                         let members = current.chain.iter().copied().filter(|m| *m != stuck).collect();
                         self.change(ctx, members);
                     }
@@ -154,7 +137,7 @@ impl ChainMaster {
         ctx.set_timer(Duration::from_millis(self.params.tick_ms), 0);
         let now = ctx.now();
         let config = self.state.config.clone();
-        let alive: Vec<NodeId> = config.chain.iter().copied().filter(|m| self.alive(now, *m)).collect();
+        let alive: Vec<NodeId> = config.chain.iter().copied().filter(|m| self.heartbeats.alive(now, *m)).collect();
         if alive.len() < config.chain.len() {
             self.change(ctx, alive);
             return;
@@ -162,14 +145,11 @@ impl ChainMaster {
         if !self.state.confirmed || config.chain.is_empty() {
             return; // one change at a time: let state transfer reach the tail first
         }
-        let rejoin_ms = self.params.rejoin_after_ms as i64;
         let joining: Vec<NodeId> = self
             .servers
             .iter()
             .copied()
-            .filter(|s| !config.chain.contains(s) && self.alive(now, *s))
-            .filter(|s| self.up_since.get(s).is_some_and(|t| Self::elapsed_ms(now, *t) >= rejoin_ms))
-            .filter(|s| self.reported.get(s).is_none_or(|t| Self::elapsed_ms(now, *t) >= rejoin_ms))
+            .filter(|s| !config.chain.contains(s) && self.heartbeats.may_rejoin(now, *s))
             .collect();
         if !joining.is_empty() {
             // The chain grows at the tail (the paper's §3 "extending a chain"): the new servers get

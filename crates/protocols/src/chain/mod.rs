@@ -54,9 +54,10 @@ pub mod server;
 pub use master::ChainMaster;
 pub use server::ChainServer;
 
+use crate::configuration_service::{self, check_heartbeat_periods};
 use crate::spec::{ClusterSpec, ProtocolEntry, WorkloadKind};
 use crate::workload::{
-    build_cluster, ClientProtocol, ClientReply, ClientRequest, ClusterLayout, RetryPolicy, StateMachine, WorkloadClient,
+    ClientProtocol, ClientReply, ClientRequest, ClusterLayout, RetryPolicy, StateMachine, WorkloadClient,
 };
 use detsim_core::{AnySimulation, Ctx, Message, Node, NodeId, Simulation, TimerId};
 use serde::{Deserialize, Serialize};
@@ -114,16 +115,7 @@ impl ChainParams {
             ("retransmit_ms", self.retransmit_ms),
             ("client_resend_ms", self.client_resend_ms),
         ];
-        if let Some((name, _)) = periods.iter().find(|(_, ms)| *ms == 0) {
-            return Err(format!("{name} must be positive"));
-        }
-        if self.dead_after_ms < 2 * self.ping_interval_ms {
-            return Err(format!(
-                "dead_after_ms ({}) must span at least two pings (ping_interval_ms {})",
-                self.dead_after_ms, self.ping_interval_ms
-            ));
-        }
-        Ok(())
+        check_heartbeat_periods(&periods, self.ping_interval_ms, self.dead_after_ms)
     }
 }
 
@@ -301,7 +293,7 @@ pub const MASTER_NAME: &str = "master";
 
 /// The master's node id in a simulation built from `spec`.
 pub fn master_id(spec: &ClusterSpec) -> NodeId {
-    NodeId(u32::try_from(spec.nodes + spec.workload.clients).expect("fewer than 2^32 nodes"))
+    configuration_service::service_id(spec)
 }
 
 /// Builds a chain: servers `n1..nN` (the first chain in that order), clients `c1..cM`, then the
@@ -316,7 +308,7 @@ pub fn build_simulation(spec: &ClusterSpec) -> Result<Simulation<ChainNode>, Str
     let workload = spec.workload.clone();
     let client = ChainClient { resend_ms: params.client_resend_ms };
     let server_params = params.clone();
-    let mut sim = build_cluster(
+    configuration_service::build_with_service(
         spec,
         move |index, storage| {
             let id = NodeId(index as u32);
@@ -325,24 +317,15 @@ pub fn build_simulation(spec: &ClusterSpec) -> Result<Simulation<ChainNode>, Str
         move |index| {
             ChainNode::Client(Box::new(WorkloadClient::new(client.clone(), &workload, index, layout.servers.clone())))
         },
-    )?;
-    let added = sim.add_node_with_clock(MASTER_NAME, spec.clock(master.index()), move |_, storage| {
-        ChainNode::Master(Box::new(ChainMaster::recover(servers.clone(), params.clone(), storage)))
-    });
-    assert_eq!(added, master, "the master comes right after the clients");
-    Ok(sim)
+        MASTER_NAME,
+        move |_, storage| ChainNode::Master(Box::new(ChainMaster::recover(servers.clone(), params.clone(), storage))),
+    )
 }
 
 /// The server that acts as head in the newest configuration any server knows (for
 /// isolate-the-leader faults and figures).
 pub fn head(sim: &Simulation<ChainNode>) -> Option<NodeId> {
-    (0..sim.node_count() as u32)
-        .map(NodeId)
-        .filter_map(|id| {
-            sim.node(id).and_then(ChainNode::server).filter(|s| s.is_head()).map(|s| (s.config().number, id))
-        })
-        .max()
-        .map(|(_, id)| id)
+    configuration_service::newest_leader(sim, |node| node.server().filter(|s| s.is_head()).map(|s| s.config().number))
 }
 
 fn build_boxed(spec: &ClusterSpec) -> Result<Box<dyn AnySimulation>, String> {

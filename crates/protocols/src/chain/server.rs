@@ -4,6 +4,7 @@
 //! before it passes anything on or answers.
 
 use super::{ChainMsg, ChainParams, Config};
+use crate::configuration_service::{period_over, since_ms};
 use crate::spec::WorkloadKind;
 use crate::workload::{is_read_only, ClientReply, ClientRequest, ReplyResult, StateMachine};
 use detsim_core::{Ctx, LocalTime, NodeId, Storage};
@@ -112,16 +113,6 @@ impl ChainServer {
         ctx.storage().put(STATE_KEY, &self.state);
     }
 
-    fn since_ms(now: LocalTime, then: LocalTime) -> i64 {
-        (now.as_nanos() - then.as_nanos()) / 1_000_000
-    }
-
-    /// Whether a period that began at `then` is over; a clock that jumped backwards counts as over.
-    fn period_over(now: LocalTime, then: LocalTime, period_ms: u64) -> bool {
-        let elapsed_ms = Self::since_ms(now, then);
-        elapsed_ms < 0 || elapsed_ms >= period_ms as i64
-    }
-
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, ChainMsg>) {
         // Whatever this server passed on before a crash is gone from its memory: pass its whole
         // state on again.
@@ -151,7 +142,7 @@ impl ChainServer {
         let stuck_successor = self
             .successor
             .as_ref()
-            .filter(|p| p.behind_since.is_some_and(|t| Self::since_ms(now, t) >= timeout_ms))
+            .filter(|p| p.behind_since.is_some_and(|t| since_ms(now, t) >= timeout_ms))
             .map(|p| p.node);
         let msg = ChainMsg::Ping { config: self.state.config.number, synced: self.state.synced, stuck_successor };
         ctx.send(self.master, msg);
@@ -160,7 +151,7 @@ impl ChainServer {
     pub fn on_tick(&mut self, ctx: &mut Ctx<'_, ChainMsg>) {
         ctx.set_timer(Duration::from_millis(self.params.tick_ms), 0);
         let now = ctx.now();
-        if self.last_ping.is_none_or(|t| Self::period_over(now, t, self.params.ping_interval_ms)) {
+        if self.last_ping.is_none_or(|t| period_over(now, t, self.params.ping_interval_ms)) {
             self.ping(ctx);
         }
         // A successor that stays behind (a lost or reordered forward, a restart, a new
@@ -170,15 +161,15 @@ impl ChainServer {
             && self.successor.as_ref().is_some_and(|p| {
                 let behind = !p.synced || p.acked < self.state.seq;
                 behind
-                    && p.behind_since.is_none_or(|t| Self::period_over(now, t, retransmit_ms))
-                    && p.last_sync_sent.is_none_or(|t| Self::period_over(now, t, retransmit_ms))
+                    && p.behind_since.is_none_or(|t| period_over(now, t, retransmit_ms))
+                    && p.last_sync_sent.is_none_or(|t| period_over(now, t, retransmit_ms))
             });
         if resend {
             self.resend(ctx);
         }
         // A lost question or answer must not strand the reads: ask again for the newest one (its
         // answer confirms every read before it too).
-        let ask_again = self.last_read_check.is_none_or(|t| Self::period_over(now, t, retransmit_ms));
+        let ask_again = self.last_read_check.is_none_or(|t| period_over(now, t, retransmit_ms));
         if let Some((&read, _)) = self.pending_reads.last_key_value().filter(|_| ask_again) {
             self.last_read_check = Some(now);
             ctx.send(self.master, ChainMsg::ReadCheck { config: self.state.config.number, read });

@@ -29,6 +29,9 @@ use serde::{Deserialize, Serialize};
 
 type Sim = Simulation<CsNode>;
 
+/// The workloads of the configurations in front of a KV store: registers and counters.
+const KV_WORKLOADS: &[WorkloadKind] = &[WorkloadKind::Register, WorkloadKind::Counter];
+
 fn new_sim(spec: &ClusterSpec) -> Result<Sim, String> {
     Simulation::new(spec.sim_config()).map_err(|e| e.to_string())
 }
@@ -115,6 +118,34 @@ fn add_kv(sim: &mut Sim, spec: &ClusterSpec, name: &str, params: &KvServerParams
     }))
 }
 
+/// Adds the storage node `store` as extra node `extra` (from 0: the nodes after the clients), which
+/// the nodes in front of it were given as its id before it existed.
+fn add_store(sim: &mut Sim, spec: &ClusterSpec, extra: usize, params: &KvServerParams) -> Result<NodeId, String> {
+    let id = add_kv(sim, spec, "store", params)?;
+    assert_eq!(id, spec.extra_node_id(extra), "the store is extra node {extra}");
+    Ok(id)
+}
+
+/// One KV server `n1` (entry `entry` serves exactly one server), clients `c1..cM` talking to it
+/// directly with operations from `mix`.
+fn build_single_server(
+    spec: &ClusterSpec,
+    entry: &str,
+    workloads: &[WorkloadKind],
+    server: &KvServerParams,
+    retry: &RetryParams,
+    mix: OpMix,
+) -> Result<Sim, String> {
+    check_workload(spec, workloads)?;
+    if spec.nodes != 1 {
+        return Err(format!("{entry} has exactly one server, got nodes = {}", spec.nodes));
+    }
+    let mut sim = new_sim(spec)?;
+    let server = add_kv(&mut sim, spec, &ClusterSpec::server_name(0), server)?;
+    add_clients(&mut sim, spec, retry, mix, |_| Routing::Fixed(server))?;
+    Ok(sim)
+}
+
 /// Parameters of `kv-server`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -125,14 +156,7 @@ pub struct KvServerSetup {
 
 /// One stateful KV server `n1`, clients `c1..cM` talking to it directly.
 pub fn build_kv_server(spec: &ClusterSpec, params: &KvServerSetup) -> Result<Sim, String> {
-    check_workload(spec, &[WorkloadKind::Register, WorkloadKind::Counter])?;
-    if spec.nodes != 1 {
-        return Err(format!("kv-server has exactly one server, got nodes = {}", spec.nodes));
-    }
-    let mut sim = new_sim(spec)?;
-    let server = add_kv(&mut sim, spec, &ClusterSpec::server_name(0), &params.server)?;
-    add_clients(&mut sim, spec, &params.retry, kv_mix(spec), |_| Routing::Fixed(server))?;
-    Ok(sim)
+    build_single_server(spec, "kv-server", KV_WORKLOADS, &params.server, &params.retry, kv_mix(spec))
 }
 
 /// Parameters of `front-tier`.
@@ -146,17 +170,16 @@ pub struct FrontTierSetup {
 
 /// Stateless fronts `n1..nN` over one storage node `store`; each attempt goes to a random front.
 pub fn build_front_tier(spec: &ClusterSpec, params: &FrontTierSetup) -> Result<Sim, String> {
-    check_workload(spec, &[WorkloadKind::Register, WorkloadKind::Counter])?;
+    check_workload(spec, KV_WORKLOADS)?;
     if spec.nodes == 0 {
         return Err("front-tier needs at least one front".into());
     }
     params.front.service.validate()?;
     let mut sim = new_sim(spec)?;
-    let store = NodeId((spec.nodes + spec.workload.clients) as u32);
+    let store = spec.extra_node_id(0);
     let fronts = add_fronts(&mut sim, spec, &params.front, store, &[], 1.0);
     add_clients(&mut sim, spec, &params.retry, kv_mix(spec), |_| Routing::Random(fronts.clone()))?;
-    let id = add_kv(&mut sim, spec, "store", &params.store)?;
-    assert_eq!(id, store, "the store comes right after the clients");
+    add_store(&mut sim, spec, 0, &params.store)?;
     Ok(sim)
 }
 
@@ -209,7 +232,7 @@ impl Default for LoadBalancerSetup {
 
 /// Clients -> `lb` -> fronts `n1..nN` (the `slow_servers` slower) -> `store`.
 pub fn build_load_balancer(spec: &ClusterSpec, params: &LoadBalancerSetup) -> Result<Sim, String> {
-    check_workload(spec, &[WorkloadKind::Register, WorkloadKind::Counter])?;
+    check_workload(spec, KV_WORKLOADS)?;
     if spec.nodes == 0 {
         return Err("load-balancer needs at least one server".into());
     }
@@ -221,17 +244,15 @@ pub fn build_load_balancer(spec: &ClusterSpec, params: &LoadBalancerSetup) -> Re
     }
     params.front.service.validate()?;
     let mut sim = new_sim(spec)?;
-    let lb = NodeId((spec.nodes + spec.workload.clients) as u32);
-    let store = NodeId(lb.0 + 1);
+    let (lb, store) = (spec.extra_node_id(0), spec.extra_node_id(1));
     let fronts = add_fronts(&mut sim, spec, &params.front, store, &params.slow_servers, params.slow_factor);
     add_clients(&mut sim, spec, &params.retry, kv_mix(spec), |_| Routing::Fixed(lb))?;
     let (strategy, timeout) = (params.strategy, params.backend_timeout_ns);
     let id = sim.add_node_with_clock("lb", spec.clock(lb.index()), move |_, _| {
         CsNode::Lb(LoadBalancer::new(strategy, fronts.clone(), timeout))
     });
-    assert_eq!(id, lb);
-    let id = add_kv(&mut sim, spec, "store", &params.store)?;
-    assert_eq!(id, store);
+    assert_eq!(id, lb, "the load balancer is the first node after the clients");
+    add_store(&mut sim, spec, 1, &params.store)?;
     Ok(sim)
 }
 
@@ -251,7 +272,7 @@ pub fn build_cache(spec: &ClusterSpec, params: &CacheSetup) -> Result<Sim, Strin
         return Err("cache needs at least one cache node".into());
     }
     let mut sim = new_sim(spec)?;
-    let store = NodeId((spec.nodes + spec.workload.clients) as u32);
+    let store = spec.extra_node_id(0);
     let caches: Vec<NodeId> = (0..spec.nodes)
         .map(|i| {
             let cache = params.cache.clone();
@@ -261,8 +282,7 @@ pub fn build_cache(spec: &ClusterSpec, params: &CacheSetup) -> Result<Sim, Strin
         })
         .collect();
     add_clients(&mut sim, spec, &params.retry, register_mix(spec), |i| Routing::Fixed(caches[i % caches.len()]))?;
-    let id = add_kv(&mut sim, spec, "store", &params.store)?;
-    assert_eq!(id, store);
+    add_store(&mut sim, spec, 0, &params.store)?;
     Ok(sim)
 }
 
@@ -292,7 +312,7 @@ impl Default for ShardedKvSetup {
 
 /// Shard servers `n1..nN`; clients route by the shard map (`shards_per_server × N` shards, round robin).
 pub fn build_sharded_kv(spec: &ClusterSpec, params: &ShardedKvSetup) -> Result<Sim, String> {
-    check_workload(spec, &[WorkloadKind::Register, WorkloadKind::Counter])?;
+    check_workload(spec, KV_WORKLOADS)?;
     if spec.nodes == 0 || params.shards_per_server == 0 {
         return Err("sharded-kv needs at least one server and one shard per server".into());
     }
@@ -394,14 +414,8 @@ impl Default for RetriesSetup {
 
 /// One deduplicating KV server `n1`; clients add to counters with timeouts, retries and keys.
 pub fn build_idempotent_retries(spec: &ClusterSpec, params: &RetriesSetup) -> Result<Sim, String> {
-    check_workload(spec, &[WorkloadKind::Counter, WorkloadKind::Register])?;
-    if spec.nodes != 1 {
-        return Err(format!("idempotent-retries has exactly one server, got nodes = {}", spec.nodes));
-    }
-    let mut sim = new_sim(spec)?;
-    let server = add_kv(&mut sim, spec, &ClusterSpec::server_name(0), &params.server)?;
-    add_clients(&mut sim, spec, &params.retry, counter_mix(spec), |_| Routing::Fixed(server))?;
-    Ok(sim)
+    let workloads = &[WorkloadKind::Counter, WorkloadKind::Register];
+    build_single_server(spec, "idempotent-retries", workloads, &params.server, &params.retry, counter_mix(spec))
 }
 
 fn boxed<P: serde::de::DeserializeOwned + Default>(
@@ -414,24 +428,23 @@ fn boxed<P: serde::de::DeserializeOwned + Default>(
 
 /// The registry entries of the client-server family.
 pub fn entries() -> Vec<ProtocolEntry> {
-    const KV: &[WorkloadKind] = &[WorkloadKind::Register, WorkloadKind::Counter];
     vec![
         ProtocolEntry {
             name: "kv-server",
             description: "single stateful KV server: linearizable, and a single point of failure",
-            workloads: KV,
+            workloads: KV_WORKLOADS,
             build: |spec| boxed(spec, build_kv_server),
         },
         ProtocolEntry {
             name: "front-tier",
             description: "stateless front servers over one storage node (fronts fail over, the store cannot)",
-            workloads: KV,
+            workloads: KV_WORKLOADS,
             build: |spec| boxed(spec, build_front_tier),
         },
         ProtocolEntry {
             name: "load-balancer",
             description: "load balancer (round robin, least outstanding, power of two choices) over uneven servers",
-            workloads: KV,
+            workloads: KV_WORKLOADS,
             build: |spec| boxed(spec, build_load_balancer),
         },
         ProtocolEntry {
@@ -443,7 +456,7 @@ pub fn entries() -> Vec<ProtocolEntry> {
         ProtocolEntry {
             name: "sharded-kv",
             description: "KV sharded by a static shard map: throughput grows with the number of servers",
-            workloads: KV,
+            workloads: KV_WORKLOADS,
             build: |spec| boxed(spec, build_sharded_kv),
         },
         ProtocolEntry {

@@ -59,9 +59,10 @@ pub mod view_service;
 pub use server::PbServer;
 pub use view_service::ViewService;
 
+use crate::configuration_service::{self, check_heartbeat_periods};
 use crate::spec::{ClusterSpec, ProtocolEntry, WorkloadKind};
 use crate::workload::{
-    build_cluster, ClientProtocol, ClientReply, ClientRequest, ClusterLayout, RetryPolicy, StateMachine, WorkloadClient,
+    ClientProtocol, ClientReply, ClientRequest, ClusterLayout, RetryPolicy, StateMachine, WorkloadClient,
 };
 use detsim_core::{AnySimulation, Ctx, Message, Node, NodeId, Simulation, TimerId};
 use serde::{Deserialize, Serialize};
@@ -138,16 +139,7 @@ impl PbParams {
             ("retransmit_ms", self.retransmit_ms),
             ("client_resend_ms", self.client_resend_ms),
         ];
-        if let Some((name, _)) = periods.iter().find(|(_, ms)| *ms == 0) {
-            return Err(format!("{name} must be positive"));
-        }
-        if self.dead_after_ms < 2 * self.ping_interval_ms {
-            return Err(format!(
-                "dead_after_ms ({}) must span at least two pings (ping_interval_ms {})",
-                self.dead_after_ms, self.ping_interval_ms
-            ));
-        }
-        Ok(())
+        check_heartbeat_periods(&periods, self.ping_interval_ms, self.dead_after_ms)
     }
 }
 
@@ -305,7 +297,7 @@ pub const VIEW_SERVICE_NAME: &str = "vs";
 
 /// The view service's node id in a simulation built from `spec`.
 pub fn view_service_id(spec: &ClusterSpec) -> NodeId {
-    NodeId(u32::try_from(spec.nodes + spec.workload.clients).expect("fewer than 2^32 nodes"))
+    configuration_service::service_id(spec)
 }
 
 /// Builds a primary-backup cluster: servers `n1..nN`, clients `c1..cM`, then the view service `vs`.
@@ -319,7 +311,7 @@ pub fn build_simulation(spec: &ClusterSpec) -> Result<Simulation<PbNode>, String
     let workload = spec.workload.clone();
     let client = PbClient { resend_ms: params.client_resend_ms };
     let server_params = params.clone();
-    let mut sim = build_cluster(
+    configuration_service::build_with_service(
         spec,
         move |index, storage| {
             let id = NodeId(index as u32);
@@ -328,24 +320,17 @@ pub fn build_simulation(spec: &ClusterSpec) -> Result<Simulation<PbNode>, String
         move |index| {
             PbNode::Client(Box::new(WorkloadClient::new(client.clone(), &workload, index, layout.servers.clone())))
         },
-    )?;
-    let added = sim.add_node_with_clock(VIEW_SERVICE_NAME, spec.clock(vs.index()), move |id, storage| {
-        PbNode::ViewService(Box::new(ViewService::recover(id, servers.clone(), params.clone(), storage)))
-    });
-    assert_eq!(added, vs, "the view service comes right after the clients");
-    Ok(sim)
+        VIEW_SERVICE_NAME,
+        move |id, storage| {
+            PbNode::ViewService(Box::new(ViewService::recover(id, servers.clone(), params.clone(), storage)))
+        },
+    )
 }
 
 /// The server that acts as primary in the newest view any server knows (for isolate-the-leader
 /// faults and figures).
 pub fn primary(sim: &Simulation<PbNode>) -> Option<NodeId> {
-    (0..sim.node_count() as u32)
-        .map(NodeId)
-        .filter_map(|id| {
-            sim.node(id).and_then(PbNode::server).filter(|s| s.is_primary()).map(|s| (s.view().number, id))
-        })
-        .max()
-        .map(|(_, id)| id)
+    configuration_service::newest_leader(sim, |node| node.server().filter(|s| s.is_primary()).map(|s| s.view().number))
 }
 
 fn build_boxed(spec: &ClusterSpec) -> Result<Box<dyn AnySimulation>, String> {

@@ -3,6 +3,7 @@
 //! redirects clients to the primary it knows. Its state is durable before it acknowledges anything.
 
 use super::{PbMsg, PbParams, ReplicationMode, View};
+use crate::configuration_service::{period_over, since_ms};
 use crate::spec::WorkloadKind;
 use crate::workload::{is_read_only, ClientReply, ClientRequest, ReplyResult, StateMachine};
 use detsim_core::{Ctx, LocalTime, NodeId, Storage};
@@ -118,17 +119,6 @@ impl PbServer {
         ctx.set_timer(Duration::from_millis(self.params.tick_ms), 0);
     }
 
-    fn since_ms(now: LocalTime, then: LocalTime) -> i64 {
-        (now.as_nanos() - then.as_nanos()) / 1_000_000
-    }
-
-    /// Whether a period of `period_ms` that began at `then` is over. A clock that jumped backwards
-    /// counts as "over" too, so a backward jump cannot silence the heartbeat for the jump's length.
-    fn period_over(now: LocalTime, then: LocalTime, period_ms: u64) -> bool {
-        let elapsed_ms = Self::since_ms(now, then);
-        elapsed_ms < 0 || elapsed_ms >= period_ms as i64
-    }
-
     fn ping(&mut self, ctx: &mut Ctx<'_, PbMsg>) {
         let now = ctx.now();
         self.last_ping = Some(now);
@@ -137,7 +127,7 @@ impl PbServer {
             let unreachable = self
                 .progress
                 .iter()
-                .filter(|(_, p)| p.behind_since.is_some_and(|t| Self::since_ms(now, t) >= timeout_ms))
+                .filter(|(_, p)| p.behind_since.is_some_and(|t| since_ms(now, t) >= timeout_ms))
                 .map(|(b, _)| *b)
                 .collect();
             (self.progress.values().all(|p| p.synced), unreachable)
@@ -150,7 +140,7 @@ impl PbServer {
     pub fn on_tick(&mut self, ctx: &mut Ctx<'_, PbMsg>) {
         ctx.set_timer(Duration::from_millis(self.params.tick_ms), 0);
         let now = ctx.now();
-        if self.last_ping.is_none_or(|t| Self::period_over(now, t, self.params.ping_interval_ms)) {
+        if self.last_ping.is_none_or(|t| period_over(now, t, self.params.ping_interval_ms)) {
             self.ping(ctx);
         }
         if self.is_primary() {
@@ -162,8 +152,8 @@ impl PbServer {
             let behind: Vec<NodeId> = self
                 .progress
                 .iter()
-                .filter(|(_, p)| p.behind_since.is_some_and(|t| Self::period_over(now, t, retransmit_ms)))
-                .filter(|(_, p)| Self::period_over(now, p.last_sent, retransmit_ms))
+                .filter(|(_, p)| p.behind_since.is_some_and(|t| period_over(now, t, retransmit_ms)))
+                .filter(|(_, p)| period_over(now, p.last_sent, retransmit_ms))
                 .map(|(b, _)| *b)
                 .collect();
             for backup in behind {

@@ -3,9 +3,10 @@
 //! and never promotes a server that might miss an acknowledged operation.
 
 use super::{PbMsg, PbParams, View};
-use detsim_core::{Ctx, LocalTime, NodeId, Storage};
+use crate::configuration_service::Heartbeats;
+use detsim_core::{Ctx, NodeId, Storage};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// What the view service keeps on durable storage, so that a restart neither forgets the view nor
@@ -27,15 +28,10 @@ pub struct ViewService {
     servers: Vec<NodeId>,
     params: PbParams,
     state: Durable,
-    /// Local time of the last ping from each server.
-    last_ping: BTreeMap<NodeId, LocalTime>,
-    /// Since when each server has been pinging without a gap longer than `dead_after_ms`.
-    up_since: BTreeMap<NodeId, LocalTime>,
-    /// When the primary last reported each backup as not answering.
-    reported: BTreeMap<NodeId, LocalTime>,
-    /// When this incarnation started: servers get `dead_after_ms` of grace before being declared
-    /// dead, so a restarted view service does not fail over a primary it simply has not heard yet.
-    started_at: LocalTime,
+    /// Servers' pings, and when the primary last reported each backup as not answering. A
+    /// restarted view service gives every server `dead_after_ms` of grace, so it does not fail
+    /// over a primary it simply has not heard yet.
+    heartbeats: Heartbeats,
     views_made: u64,
 }
 
@@ -46,12 +42,9 @@ impl ViewService {
         ViewService {
             id,
             servers,
+            heartbeats: Heartbeats::new(params.dead_after_ms, params.rejoin_after_ms),
             params,
             state: storage.get(STATE_KEY).unwrap_or_default(),
-            last_ping: BTreeMap::new(),
-            up_since: BTreeMap::new(),
-            reported: BTreeMap::new(),
-            started_at: LocalTime(0),
             views_made: 0,
         }
     }
@@ -72,7 +65,7 @@ impl ViewService {
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, PbMsg>) {
-        self.started_at = ctx.now();
+        self.heartbeats.start(ctx.now());
         if self.state.view.number == 0 {
             // Everyone starts empty, so everyone trivially holds every acknowledged operation.
             let first = View { number: 1, primary: Some(self.servers[0]), backups: self.servers[1..].to_vec() };
@@ -80,15 +73,6 @@ impl ViewService {
             self.install(ctx, first, complete);
         }
         ctx.set_timer(Duration::from_millis(self.params.tick_ms), 0);
-    }
-
-    fn elapsed_ms(now: LocalTime, since: LocalTime) -> i64 {
-        (now.as_nanos() - since.as_nanos()) / 1_000_000
-    }
-
-    fn alive(&self, now: LocalTime, server: NodeId) -> bool {
-        let last = self.last_ping.get(&server).copied().unwrap_or(self.started_at);
-        Self::elapsed_ms(now, last) <= self.params.dead_after_ms as i64
     }
 
     /// Makes `view` current, with `complete` as the members that may be promoted. Durable before
@@ -123,10 +107,7 @@ impl ViewService {
             return;
         }
         let now = ctx.now();
-        if !self.alive(now, from) || !self.last_ping.contains_key(&from) {
-            self.up_since.insert(from, now);
-        }
-        self.last_ping.insert(from, now);
+        self.heartbeats.ping(now, from);
         let current = self.state.view.clone();
         if current.primary == Some(from) && view == current.number {
             if synced && !self.state.confirmed {
@@ -138,7 +119,7 @@ impl ViewService {
             let dropped: Vec<NodeId> = unreachable.into_iter().filter(|b| current.is_backup(*b)).collect();
             if !dropped.is_empty() {
                 for backup in &dropped {
-                    self.reported.insert(*backup, now);
+                    self.heartbeats.report(now, *backup);
                 }
                 // Dropping a backup is always safe: the primary stays, and it holds everything.
                 let backups = current.backups.iter().copied().filter(|b| !dropped.contains(b)).collect();
@@ -163,8 +144,9 @@ impl ViewService {
         let Some(primary) = view.primary else {
             return; // no view can be made without a complete server; wait for one to come back
         };
-        let alive_backups: Vec<NodeId> = view.backups.iter().copied().filter(|b| self.alive(now, *b)).collect();
-        if !self.alive(now, primary) {
+        let alive_backups: Vec<NodeId> =
+            view.backups.iter().copied().filter(|b| self.heartbeats.alive(now, *b)).collect();
+        if !self.heartbeats.alive(now, primary) {
             // Fail over to a backup that holds every acknowledged operation, if one is alive. If
             // none is, promoting anyone would lose acknowledged writes: wait for the primary.
             let Some(successor) = alive_backups.iter().copied().find(|b| self.state.complete.contains(b)) else {
@@ -181,14 +163,11 @@ impl ViewService {
         if !self.state.confirmed {
             return; // one change at a time: let the primary finish state transfer first
         }
-        let rejoin_ms = self.params.rejoin_after_ms as i64;
         let joining: Vec<NodeId> = self
             .servers
             .iter()
             .copied()
-            .filter(|s| !view.members().contains(s) && self.alive(now, *s))
-            .filter(|s| self.up_since.get(s).is_some_and(|t| Self::elapsed_ms(now, *t) >= rejoin_ms))
-            .filter(|s| self.reported.get(s).is_none_or(|t| Self::elapsed_ms(now, *t) >= rejoin_ms))
+            .filter(|s| !view.members().contains(s) && self.heartbeats.may_rejoin(now, *s))
             .collect();
         if !joining.is_empty() {
             let mut backups = view.backups.clone();
