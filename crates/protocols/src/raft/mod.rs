@@ -28,7 +28,14 @@
 //! lost or corrupted durable storage, a majority permanently down. Membership changes are not
 //! implemented (the cluster is fixed).
 //!
-//! Mutants ([`RaftMutants`]) switch on realistic bugs so the checkers can be seen catching them.
+//! Mutants ([`RaftMutants`]) switch on realistic bugs so the checkers can be seen catching them. Two
+//! need an interleaving a clock-driven nemesis almost never produces, and the tests
+//! (`tests/raft.rs`) search for them with nemeses that watch the servers: `forget_vote` needs a voter
+//! to crash and restart between two candidates' requests of one term (two leaders in that term);
+//! `commit_previous_term` needs the three leader changes of the paper's Figure 8, and is searched for
+//! without the election no-op (`noop_on_election = false`; the no-op would reach a majority along
+//! with the old entries, so counting them would commit nothing correct Raft would not) and with reads
+//! through the log.
 
 use crate::spec::{ClusterSpec, ProtocolEntry, WorkloadKind};
 use crate::workload::{
