@@ -231,6 +231,9 @@ fn the_counterexample_has_a_report_of_the_same_run_and_check_names_it() {
     let line = message.lines().find_map(|l| l.trim_start().strip_prefix("report: ")).expect("a report line");
     let path = line.split(" (open it").next().expect("a path");
     assert!(path.ends_with("report.html") && std::path::Path::new(path).is_file(), "{line}");
-    assert!(path.contains("detsim-testing"), "the default folder is in the target directory: {path}");
+    assert!(
+        path.contains("detsim-testing/user_protocol/the_counterexample_has_a_report"),
+        "the default folder is in the target directory, by test file and test: {path}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

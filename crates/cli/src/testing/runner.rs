@@ -208,9 +208,10 @@ pub fn write_report<N: Service>(
     folder.finish(&mut sim, &history, info)
 }
 
-/// Where [`check`] writes the run folder of a counterexample: `$DETSIM_REPORTS/<test>`, else
-/// `<target>/detsim-testing/<test>` next to the running test binary (`<target>/debug/deps/`); `None`
-/// when `DETSIM_REPORTS=off` or the target directory cannot be told.
+/// Where [`check`] writes the run folder of a counterexample: `$DETSIM_REPORTS/<binary>/<test>`, else
+/// `<target>/detsim-testing/<binary>/<test>` beside the running test binary
+/// (`<target>/debug/deps/<binary>-<hash>`); `None` when `DETSIM_REPORTS=off` or the target directory
+/// cannot be told.
 pub fn report_folder() -> Option<PathBuf> {
     let base = match std::env::var_os(REPORTS_ENV) {
         Some(dir) if dir == "off" => return None,
@@ -225,7 +226,10 @@ pub fn report_folder() -> Option<PathBuf> {
         }
     };
     let test = std::thread::current().name().filter(|n| *n != "main").unwrap_or("case").replace("::", "-");
-    Some(base.join(test))
+    let exe = std::env::current_exe().ok();
+    let stem = exe.as_deref().and_then(Path::file_stem).and_then(|s| s.to_str()).unwrap_or("test");
+    let binary = stem.rsplit_once('-').map_or(stem, |(name, _hash)| name);
+    Some(base.join(binary).join(test))
 }
 
 /// The report line of a failure message: where the run folder went, or why it did not.
