@@ -560,7 +560,7 @@ pub fn lab() -> Lab {
             ("src/lib.rs", include_str!("../../lab-skeletons/clocks/src/lib.rs")),
             ("tests/grade.rs", include_str!("../../lab-skeletons/clocks/tests/grade.rs")),
         ],
-        grade_variant: grade_variant,
+        grade_variant,
     }
 }
 

@@ -164,7 +164,7 @@ pub fn lab() -> Lab {
             ("src/lib.rs", include_str!("../../lab-skeletons/failure-detection/src/lib.rs")),
             ("tests/grade.rs", include_str!("../../lab-skeletons/failure-detection/tests/grade.rs")),
         ],
-        grade_variant: grade_variant,
+        grade_variant,
     }
 }
 

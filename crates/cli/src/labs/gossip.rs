@@ -206,7 +206,7 @@ pub fn lab() -> Lab {
             ("src/lib.rs", include_str!("../../lab-skeletons/gossip/src/lib.rs")),
             ("tests/grade.rs", include_str!("../../lab-skeletons/gossip/tests/grade.rs")),
         ],
-        grade_variant: grade_variant,
+        grade_variant,
     }
 }
 
