@@ -452,6 +452,8 @@ return {
   sized_svgs: sized.length,
   svg_texts: texts,
   resources: performance.getEntriesByType('resource').map(r => r.name),
+  page_width: document.documentElement.scrollWidth,
+  window_width: document.documentElement.clientWidth,
 };
 "#;
 
@@ -478,6 +480,13 @@ fn check_page(browser: &Browser, page: &Path, expected_svgs: usize) -> Result<Pa
     if (number("sized_svgs") as usize) < expected_svgs {
         problems.push(format!("{} of {expected_svgs} charts are drawn with a visible size", number("sized_svgs")));
     }
+    if number("page_width") > number("window_width") + 1 {
+        problems.push(format!(
+            "the page is wider than the window ({} px > {} px): something does not wrap",
+            number("page_width"),
+            number("window_width")
+        ));
+    }
     if let Some(resources) = facts["resources"].as_array().filter(|r| !r.is_empty()) {
         problems.push(format!("the page fetched {} resources: {resources:?}", resources.len()));
     }
@@ -485,8 +494,9 @@ fn check_page(browser: &Browser, page: &Path, expected_svgs: usize) -> Result<Pa
 }
 
 /// `cargo xtask report-check [REPORT.html | RUN_DIR]`: renders (or takes) a report.html, opens it in
-/// headless Chromium and fails on console errors, fetched resources or a blank page. First it proves
-/// it can see those: a deliberately broken page and a blank one must fail.
+/// headless Chromium and fails on console errors, fetched resources, a blank page or a page wider than
+/// the window. First it proves it can see those: a deliberately broken page, a blank one and a wide
+/// one must fail.
 pub fn report_check(args: &[String]) -> Result<ExitCode, String> {
     let work = target_dir().join("xtask-report-check");
     fresh_dir(&work)?;
@@ -530,7 +540,14 @@ pub fn report_check(args: &[String]) -> Result<ExitCode, String> {
     if !blank_check.problems.iter().any(|p| p.starts_with("blank page")) {
         return Err(format!("self-test: the check did not see that {} is blank: {blank_check:?}", blank.display()));
     }
-    eprintln!("xtask: self-test: a console error and a blank page are caught");
+    let wide = work.join("wide.html");
+    std::fs::write(&wide, format!("<!DOCTYPE html><html><body><h1>{}</h1></body></html>", "unbroken".repeat(80)))
+        .map_err(|e| e.to_string())?;
+    let wide_check = check_page(&browser, &wide, 0)?;
+    if !wide_check.problems.iter().any(|p| p.starts_with("the page is wider")) {
+        return Err(format!("self-test: the check did not see that {} overflows: {wide_check:?}", wide.display()));
+    }
+    eprintln!("xtask: self-test: a console error, a blank page and a page wider than the window are caught");
 
     let check = check_page(&browser, &report, expected_svgs)?;
     // Screenshots of the top of the page and of the charts, to look at.

@@ -225,6 +225,26 @@ fn a_failure_writes_a_report_and_its_replay_reproduces_it() {
     for file in ["run.json", "history.jsonl", "trace.jsonl"] {
         assert!(folder.join(file).metadata().is_ok_and(|m| m.len() > 0), "{file} in {folder:?}");
     }
+    // The report shades the faults where the shrunk schedule put them, a crash on its node's lane.
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("run.json")).expect("run.json")).expect("JSON");
+    let windows = info["fault_windows"].as_array().expect("fault windows");
+    assert!(!failure.shrunk.is_empty(), "this mutant needs faults to fail");
+    for window in &failure.shrunk {
+        let kind = match window.fault {
+            detsim::testing::WindowFault::Crash { node } => format!("crash n{}", node + 1),
+            detsim::testing::WindowFault::Pause { node } => format!("pause n{}", node + 1),
+            _ => window.fault.kind().to_string(),
+        };
+        if kind == "clock-jump" {
+            continue; // an instant, not a window
+        }
+        let start_ns = u64::from(window.start_ms) * 1_000_000;
+        assert!(
+            windows.iter().any(|w| w["kind"] == kind.as_str() && w["start_ns"] == start_ns),
+            "{window:?} as {kind:?} at {start_ns} ns in {windows:?}"
+        );
+    }
     let text = card.to_string();
     assert!(text.contains(&format!("report: {}", report.display())), "{text}");
     assert!(text.contains(&format!("seed {} failed", failure.seed)), "{text}");

@@ -171,6 +171,12 @@ fn the_register_is_linearizable_and_live_after_heal() {
 }
 
 #[test]
+#[should_panic(expected = "minimal counterexample after shrinking")]
+fn the_failover_register_is_linearizable_and_live() {
+    check(&cluster(true), &CaseSpace::default(), linearizable_and_live);
+}
+
+#[test]
 fn failover_splits_the_brain_in_a_partition() {
     let counterexample = search(&cluster(true), &CaseSpace::default(), linearizable_and_live)
         .expect_err("a backup that promotes itself must break linearizability");

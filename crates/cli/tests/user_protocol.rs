@@ -3,9 +3,13 @@
 //! linearizable and live after heal under random faults; a variant that acknowledges first and
 //! flushes to disk later loses acknowledged writes in a crash, and proptest shrinks the failure to a
 //! handful of faults; the weaker models' assertions (sequential, causal, session, convergence) pass
-//! where they should, and convergence accepts the write-back bug that linearizability rejects.
+//! where they should, and convergence accepts the write-back bug that linearizability rejects; the
+//! counterexample's run folder has a report.html whose run is the failing run (same trace hash) with
+//! the crash where the schedule put it, and `check`'s panic names it.
 
-use detsim::testing::{check, run, search, CaseSpace, ClientReply, ClientRequest, Cluster, Service, WindowFault};
+use detsim::testing::{
+    check, run, search, write_report, CaseSpace, ClientReply, ClientRequest, Cluster, Service, WindowFault,
+};
 use detsim::{Ctx, Message, Model, Node, NodeId, Storage, TimerId, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -187,4 +191,49 @@ fn write_back_primary_converges_although_it_is_not_linearizable() {
         panic!("the write-back primary converges after the heal:\n{counterexample}");
     }
     assert!(search(&cluster, &space, linearizable_and_live).is_err(), "but it is not linearizable");
+}
+
+#[test]
+fn the_counterexample_has_a_report_of_the_same_run_and_check_names_it() {
+    let cluster = cluster(true);
+    let space = CaseSpace { cases: 64, ..CaseSpace::default() };
+    let counterexample = search(&cluster, &space, linearizable_and_live).expect_err("the write-back bug fails");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("user-protocol-{}", std::process::id()));
+    let report = write_report(&cluster, &counterexample.case, Some(&counterexample.message), &dir).expect("written");
+    assert_eq!(report, dir.join("report.html"));
+    let html = std::fs::read_to_string(&report).expect("report.html");
+    assert!(html.contains("not linearizable") && html.contains("DETSIM_REPLAY="), "the verdict and the replay");
+    assert!(html.contains("<svg") && !html.contains("<script src"), "charts inline, nothing fetched");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).expect("run.json")).expect("JSON");
+    // The recorded run is the failing run: same trace hash as `run` computes.
+    assert_eq!(info["trace_hash"], format!("{:016x}", run(&cluster, &counterexample.case).trace_hash));
+    assert_eq!(info["seed"], counterexample.case.seed);
+    assert_eq!(info["valid"], false);
+    // The report's fault windows are where the shrunk schedule put the crash.
+    let crash = counterexample.case.faults.iter().find(|w| w.fault == WindowFault::Crash { node: 0 }).expect("crash");
+    let windows = info["fault_windows"].as_array().expect("fault windows");
+    assert!(
+        windows.iter().any(|w| w["kind"] == "crash n1"
+            && w["start_ns"] == u64::from(crash.start_ms) * 1_000_000
+            && w["end_ns"] == u64::from((crash.start_ms + crash.duration_ms).min(cluster.horizon_ms)) * 1_000_000),
+        "{windows:?} has {crash:?}"
+    );
+    assert!(
+        dir.join("plots").join("lamport.svg").is_file()
+            && dir.join("trace.jsonl").metadata().is_ok_and(|m| m.len() > 0)
+    );
+    // `check` writes the same folder on failure and says where.
+    let panic =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&cluster, &space, linearizable_and_live)))
+            .expect_err("check panics");
+    let message = panic.downcast_ref::<String>().expect("a formatted panic message");
+    let line = message.lines().find_map(|l| l.trim_start().strip_prefix("report: ")).expect("a report line");
+    let path = line.split(" (open it").next().expect("a path");
+    assert!(path.ends_with("report.html") && std::path::Path::new(path).is_file(), "{line}");
+    assert!(
+        path.contains("detsim-testing/user_protocol/the_counterexample_has_a_report"),
+        "the default folder is in the target directory, by test file and test: {path}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -211,7 +211,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     std::fs::write(path, bytes).map_err(|e| PlotError::Io { path: path.to_path_buf(), message: e.to_string() })
 }
 
-/// Renders a run folder: DIR/plots/*.svg (and *.png with `png`), and DIR/report.html.
+/// Renders a run folder: DIR/plots/*.svg (and *.png with `png`), and DIR/report.html. Charts left in
+/// DIR/plots by an earlier render that this one does not draw are removed.
 pub fn render_run(dir: &Path, options: &RenderOptions) -> Result<RenderSummary, PlotError> {
     let run = load_run(dir)?;
     let plots_dir = dir.join("plots");
@@ -227,10 +228,31 @@ pub fn render_run(dir: &Path, options: &RenderOptions) -> Result<RenderSummary, 
             files.push(plots_dir.join(format!("{}.png", chart.name)));
         }
     }
+    remove_stale_charts(&plots_dir, &files)?;
     let html = report::report_html(&run, &charts);
     let report = dir.join("report.html");
     write_file(&report, html.as_bytes())?;
     Ok(RenderSummary { report, files, report_bytes: html.len() as u64 })
+}
+
+/// Removes the charts (`*.svg`, `*.png`) in `plots_dir` that this render did not write: an earlier
+/// render's zooms replaced by a chosen window, its PNGs when this one wrote none. plots/ then holds
+/// exactly what report.html shows.
+fn remove_stale_charts(plots_dir: &Path, written: &[PathBuf]) -> Result<(), PlotError> {
+    let io = |e: std::io::Error| PlotError::Io { path: plots_dir.to_path_buf(), message: e.to_string() };
+    let mut stale = Vec::new();
+    for entry in std::fs::read_dir(plots_dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let chart = path.extension().is_some_and(|e| e == "svg" || e == "png");
+        if chart && path.is_file() && !written.contains(&path) {
+            stale.push(path);
+        }
+    }
+    stale.sort(); // read_dir's order is the file system's
+    for path in stale {
+        std::fs::remove_file(&path).map_err(|e| PlotError::Io { path: path.clone(), message: e.to_string() })?;
+    }
+    Ok(())
 }
 
 /// Renders a run folder's charts and report.html with default options; returns the report's path.

@@ -39,12 +39,12 @@ pub fn inline_svg(svg: &str) -> String {
 
 const STYLE: &str = "
 body{font-family:'DejaVu Sans',Verdana,Arial,sans-serif;margin:0 auto;max-width:1140px;padding:16px 20px;color:#222;line-height:1.45}
-h1{margin:.2em 0 .1em}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}
+h1{margin:.2em 0 .1em;overflow-wrap:anywhere}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}
 .meta{color:#555}.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:bold}
 .valid{background:#2ca02c}.invalid{background:#d62728}.unknown{background:#ff7f0e}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 10px;text-align:left}th{background:#f4f4f4}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-pre{background:#f6f6f6;border:1px solid #e2e2e2;padding:8px;overflow-x:auto;white-space:pre-wrap}
+pre{background:#f6f6f6;border:1px solid #e2e2e2;padding:8px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere}
 figure{margin:18px 0}figcaption{color:#555;font-size:90%}svg{max-width:100%;height:auto}
 .grid{display:flex;flex-wrap:wrap;gap:12px 28px}code{background:#f2f2f2;padding:1px 4px}
 ";

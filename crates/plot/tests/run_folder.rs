@@ -105,6 +105,29 @@ fn a_scenario_run_folder_renders_with_its_recorded_figures() {
     {
         assert!(dir.join("plots").join(format!("{chart}.svg")).exists(), "{chart}.svg");
     }
+
+    // Re-rendered with a chosen window and no PNGs, plots/ holds exactly what the report shows: the
+    // zooms and PNGs of earlier renders are gone, a file that is not a chart stays.
+    let plots = dir.join("plots");
+    render_run(&dir, &RenderOptions { png: true, ..RenderOptions::default() }).expect("renders with PNGs");
+    assert!(plots.join("lamport-fault-start.svg").exists() && plots.join("latency.png").exists());
+    std::fs::write(plots.join("notes.txt"), "mine").expect("a file of the user's");
+    let windowed = RenderOptions {
+        lamport: detsim_plot::LamportOptions {
+            window_ns: Some((900_000_000, 1_200_000_000)),
+            ..detsim_plot::LamportOptions::default()
+        },
+        ..RenderOptions::default()
+    };
+    let summary = render_run(&dir, &windowed).expect("renders the window");
+    let mut left: Vec<PathBuf> = std::fs::read_dir(&plots).expect("plots/").map(|e| e.expect("entry").path()).collect();
+    left.retain(|p| p.extension().is_some_and(|e| e != "txt"));
+    left.sort();
+    let mut written = summary.files.clone();
+    written.sort();
+    assert_eq!(left, written, "plots/ holds this render's charts only");
+    assert!(!plots.join("lamport-fault-start.svg").exists() && !plots.join("latency.png").exists());
+    assert!(plots.join("notes.txt").exists(), "files that are not charts are left alone");
 }
 
 #[test]

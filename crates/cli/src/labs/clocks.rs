@@ -11,7 +11,7 @@
 //! The reference is `detsim_protocols::clocks::{lamport, vector}`; the mutants are realistic
 //! mistakes wrapped around it ([`mutants`]).
 
-use crate::labs::report::{fault_windows_json, RunFolder};
+use crate::labs::report::RunFolder;
 use crate::labs::{grade_scenario, GradeOptions, Lab, Mutant, RunOutcome, ScenarioRun, ScoreCard, Variant};
 use crate::testing::schedule::{at, timeline};
 use crate::testing::{fault_schedule, CaseSpace, FaultKinds, FaultWindow, NetworkConditions};
@@ -365,7 +365,6 @@ pub fn run_scenario<L: LabLamport, V: LabVector>(
                 "valid": outcome.failure.is_none(),
                 "report": outcome.failure.as_ref().map_or(String::new(), |(_, why)| why.clone()),
             }],
-            "fault_windows": fault_windows_json(faults, scenario.horizon_ms),
             "servers": sim.node_names(),
             "nodes": sim.node_names(),
             "sim_time_s": f64::from(end_ms) / 1e3,
@@ -561,7 +560,7 @@ pub fn lab() -> Lab {
             ("src/lib.rs", include_str!("../../lab-skeletons/clocks/src/lib.rs")),
             ("tests/grade.rs", include_str!("../../lab-skeletons/clocks/tests/grade.rs")),
         ],
-        grade_variant: grade_variant,
+        grade_variant,
     }
 }
 

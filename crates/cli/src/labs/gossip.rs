@@ -7,7 +7,7 @@
 //! [`record_broadcast`] and [`record_deliver`], in true time), so it grades the reference (the
 //! `gossip` protocol of detsim-protocols) and a student's peers the same way.
 
-use crate::labs::report::{fault_windows_json, RunFolder};
+use crate::labs::report::RunFolder;
 use crate::labs::{grade_scenario, GradeOptions, Lab, Mutant, RunOutcome, ScenarioRun, ScoreCard, Variant};
 use crate::testing::schedule::{at, timeline};
 use crate::testing::{fault_schedule, CaseSpace, FaultKinds, FaultWindow, NetworkConditions};
@@ -206,7 +206,7 @@ pub fn lab() -> Lab {
             ("src/lib.rs", include_str!("../../lab-skeletons/gossip/src/lib.rs")),
             ("tests/grade.rs", include_str!("../../lab-skeletons/gossip/tests/grade.rs")),
         ],
-        grade_variant: grade_variant,
+        grade_variant,
     }
 }
 
@@ -318,7 +318,6 @@ pub fn run_scenario(
                 "valid": outcome.failure.is_none(),
                 "report": outcome.failure.as_ref().map_or(String::new(), |(_, why)| why.clone()),
             }],
-            "fault_windows": fault_windows_json(faults, scenario.horizon_ms),
             "servers": (0..scenario.nodes).map(ClusterSpec::server_name).collect::<Vec<_>>(),
             "nodes": sim.node_names(),
             "sim_time_s": f64::from(end_ms) / 1e3,

@@ -1,6 +1,7 @@
 //! The run folder of a failing lab run: run.json, history.jsonl and trace.jsonl in the layout
 //! `detsim plot` reads (docs/plots.md), plus report.html with its charts, so a student can open the
-//! failure in a browser: latency over time, availability, the Lamport diagram around the fault.
+//! failure in a browser: latency over time, availability, the Lamport diagram around the fault. A
+//! `detsim::testing` counterexample is written the same way (`detsim::testing::write_report`).
 
 use detsim_core::{AnySimulation, History};
 use std::fs::File;
@@ -25,15 +26,19 @@ impl RunFolder {
         Ok(RunFolder { dir: dir.to_path_buf() })
     }
 
-    /// Ends the run folder: flushes the trace, writes the history and `info` as run.json, renders
-    /// report.html. Returns the report's path.
+    /// Ends the run folder: flushes the trace, writes the history and `info` as run.json with the
+    /// simulator's fault windows (as it applied them: `crash n1` from the crash to the restart, a
+    /// partition until the heal), renders report.html. Returns the report's path.
     pub fn finish(
         self,
         sim: &mut dyn AnySimulation,
         history: &History,
-        info: serde_json::Value,
+        mut info: serde_json::Value,
     ) -> Result<PathBuf, String> {
         sim.finish().map_err(|e| e.to_string())?;
+        if let Some(object) = info.as_object_mut() {
+            object.insert("fault_windows".to_string(), fault_windows_json(&sim.fault_windows()));
+        }
         write_run_folder(&self.dir, history, &info)
     }
 }
@@ -53,19 +58,11 @@ pub fn write_run_folder(dir: &Path, history: &History, info: &serde_json::Value)
     detsim_plot::render_report(dir).map_err(|e| format!("rendering the report: {e}"))
 }
 
-/// The fault windows of a lab run as run.json spells them (`kind`, `start_ns`, `end_ns`).
-pub fn fault_windows_json(windows: &[crate::testing::FaultWindow], heal_at_ms: u32) -> serde_json::Value {
-    let spelled: Vec<serde_json::Value> = windows
+/// Fault windows as run.json spells them (`kind`, `start_ns`, `end_ns`; `null`: still open at the end),
+/// the layout `detsim run` writes.
+pub fn fault_windows_json(windows: &[(String, u64, Option<u64>)]) -> serde_json::Value {
+    let spelled = windows
         .iter()
-        .map(|w| {
-            let start_ms = w.start_ms.min(heal_at_ms);
-            let end_ms = w.start_ms.saturating_add(w.duration_ms).min(heal_at_ms);
-            serde_json::json!({
-                "kind": w.fault.kind(),
-                "start_ns": u64::from(start_ms) * 1_000_000,
-                "end_ns": u64::from(end_ms) * 1_000_000,
-            })
-        })
-        .collect();
-    serde_json::Value::Array(spelled)
+        .map(|(kind, start_ns, end_ns)| serde_json::json!({"kind": kind, "start_ns": start_ns, "end_ns": end_ns}));
+    serde_json::Value::Array(spelled.collect())
 }

@@ -4,7 +4,7 @@
 //! during faults and fresh reads after the heal), liveness after heal, and the lab's budget
 //! (messages per operation, p99 latency) in the fault-free scenario.
 
-use crate::labs::report::{fault_windows_json, RunFolder};
+use crate::labs::report::RunFolder;
 use crate::labs::{grade_scenario, GradeOptions, Lab, Mutant, RunOutcome, ScenarioRun, ScoreCard, Variant};
 use crate::testing::schedule::{at, timeline};
 use crate::testing::{fault_schedule, CaseSpace, FaultKinds, FaultWindow, NetworkConditions, WindowFault};
@@ -552,7 +552,6 @@ pub fn run_scenario(
                 "valid": outcome.failure.is_none(),
                 "report": outcome.failure.as_ref().map_or(String::new(), |(_, why)| why.clone()),
             }],
-            "fault_windows": fault_windows_json(faults, scenario.horizon_ms),
             "servers": (0..scenario.nodes).map(ClusterSpec::server_name).collect::<Vec<_>>(),
             "clients": (0..scenario.clients).map(ClusterSpec::client_name).collect::<Vec<_>>(),
             "nodes": sim.node_names(),

@@ -1,7 +1,8 @@
 //! Property-based testing of your own protocol from `cargo test`: proptest strategies for fault
 //! schedules, network conditions and workloads; a runner that simulates your [`Node`](detsim_core::Node)
 //! servers with harness clients; and assertions (linearizability, liveness after heal) whose failure
-//! message gives the seed, the minimal fault schedule and a one-line replay command.
+//! message gives the seed, the minimal fault schedule, a one-line replay command and the run folder
+//! of the counterexample with its report.html ([`write_report`]).
 //!
 //! ```no_run
 //! use detsim::testing::{check, CaseSpace, Cluster};
@@ -35,7 +36,7 @@ pub use case::{
 };
 pub use harness::{Actor, Client, ClientReply, ClientRequest, ClientSettings, Service};
 pub use runner::{
-    check, proptest_config, replay_command, run, search, Cluster, Counterexample, Liveness, OpCounts, Report,
-    REPLAY_ENV, SEARCH_SEED_ENV,
+    check, proptest_config, replay_command, report_folder, run, search, write_report, Cluster, Counterexample,
+    Liveness, OpCounts, Report, REPLAY_ENV, REPORTS_ENV, SEARCH_SEED_ENV,
 };
 pub use schedule::{FaultKinds, FaultWindow, TimedFault, WindowFault};

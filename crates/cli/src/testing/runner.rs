@@ -1,7 +1,9 @@
 //! Runs a user's protocol on one test case and judges the run: the [`Cluster`] under test, [`run`],
 //! the [`Report`] with its assertions (linearizability or another model, liveness after heal), and
 //! [`check`] / [`search`], which drive proptest with a deterministic RNG and turn the minimal failing
-//! case into a message with the seed, the fault schedule and the replay command.
+//! case into a message with the seed, the fault schedule and the replay command, and
+//! [`write_report`], which runs a case again into a run folder with its report.html (the charts and
+//! the Lamport diagram of the counterexample).
 
 use crate::testing::case::{test_cases, CaseSpace, OpMix, TestCase};
 use crate::testing::harness::{Actor, Client, ClientSettings, Service};
@@ -13,12 +15,16 @@ use detsim_check::{
 use detsim_core::{History, Limits, NodeId, RunStats, SimConfig, SimError, Simulation, Storage};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The environment variable that makes [`check`] run one case (JSON) instead of searching.
 pub const REPLAY_ENV: &str = "DETSIM_REPLAY";
 /// The environment variable that changes the seed of proptest's own search (default 0).
 pub const SEARCH_SEED_ENV: &str = "DETSIM_SEARCH_SEED";
+/// The environment variable with the folder [`check`] writes counterexample run folders to
+/// (default: `detsim-testing/` in the target directory of the running test; `off` writes none).
+pub const REPORTS_ENV: &str = "DETSIM_REPORTS";
 
 type ServerFactory<N> = Arc<dyn Fn(NodeId, &Storage) -> N>;
 
@@ -153,6 +159,88 @@ pub fn run<N: Service>(cluster: &Cluster<N>, case: &TestCase) -> Report {
     report.stats = sim.stats().clone();
     report.trace_hash = sim.trace_hash();
     report
+}
+
+/// Runs `case` on `cluster` once more with its trace recorded and writes a run folder into `dir`
+/// (trace.jsonl, history.jsonl, run.json, report.html and plots/, the layout `detsim plot` reads):
+/// the latency, availability and throughput charts with the case's fault windows shaded, and the
+/// Lamport diagram with zooms on the first fault. `failure` is the property's message, shown as the
+/// report's verdict (`None`: the case passed). Returns the path of report.html. The run is the same
+/// run as [`run`]'s: same trace hash.
+pub fn write_report<N: Service>(
+    cluster: &Cluster<N>,
+    case: &TestCase,
+    failure: Option<&str>,
+    dir: &Path,
+) -> Result<PathBuf, String> {
+    let mut sim = cluster.build(case)?;
+    let folder = crate::labs::report::RunFolder::start(dir, &mut sim)?;
+    let end_ms = cluster.horizon_ms + cluster.liveness_timeout_ms;
+    if let Err(error) = sim.run_until(at(end_ms)) {
+        return Err(format!("the run stopped: {error}"));
+    }
+    let history = sim.take_history();
+    let stats = sim.stats().clone();
+    let test = std::thread::current().name().filter(|n| *n != "main").map(str::to_string);
+    let info = serde_json::json!({
+        "scenario": test.unwrap_or_else(|| "detsim::testing case".to_string()),
+        "description": format!(
+            "A detsim::testing case: {} servers, {} clients, faults until the heal at {} ms, then {} ms to recover. \
+             Network: {}.",
+            cluster.servers, cluster.clients, cluster.horizon_ms, cluster.liveness_timeout_ms, case.network
+        ),
+        "protocol": std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "user protocol".to_string()),
+        "seed": case.seed,
+        "trace_hash": format!("{:016x}", sim.trace_hash()),
+        "valid": failure.is_none(),
+        "checks": [{
+            "name": "property",
+            "valid": failure.is_none(),
+            "report": failure.unwrap_or("the property holds"),
+        }],
+        "replay": replay_command(case),
+        "servers": (1..=cluster.servers).map(|i| format!("n{i}")).collect::<Vec<_>>(),
+        "clients": (1..=cluster.clients).map(|i| format!("c{i}")).collect::<Vec<_>>(),
+        "nodes": sim.node_names(),
+        "events": stats.events,
+        "sim_time_s": f64::from(end_ms) / 1e3,
+    });
+    folder.finish(&mut sim, &history, info)
+}
+
+/// Where [`check`] writes the run folder of a counterexample: `$DETSIM_REPORTS/<binary>/<test>`, else
+/// `<target>/detsim-testing/<binary>/<test>` beside the running test binary
+/// (`<target>/debug/deps/<binary>-<hash>`); `None` when `DETSIM_REPORTS=off` or the target directory
+/// cannot be told.
+pub fn report_folder() -> Option<PathBuf> {
+    let base = match std::env::var_os(REPORTS_ENV) {
+        Some(dir) if dir == "off" => return None,
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().ok()?;
+            let deps = exe.parent()?;
+            if deps.file_name()? != "deps" {
+                return None;
+            }
+            deps.parent()?.parent()?.join("detsim-testing")
+        }
+    };
+    let test = std::thread::current().name().filter(|n| *n != "main").unwrap_or("case").replace("::", "-");
+    let exe = std::env::current_exe().ok();
+    let stem = exe.as_deref().and_then(Path::file_stem).and_then(|s| s.to_str()).unwrap_or("test");
+    let binary = stem.rsplit_once('-').map_or(stem, |(name, _hash)| name);
+    Some(base.join(binary).join(test))
+}
+
+/// The report line of a failure message: where the run folder went, or why it did not.
+fn report_line<N: Service>(cluster: &Cluster<N>, case: &TestCase, failure: Option<&str>) -> String {
+    match report_folder() {
+        None => format!("  report: not written ({REPORTS_ENV}=off, or no target directory)\n"),
+        Some(dir) => match write_report(cluster, case, failure, &dir) {
+            Ok(report) => format!("  report: {} (open it in a browser)\n", report.display()),
+            Err(error) => format!("  report: not written: {error}\n"),
+        },
+    }
 }
 
 /// The checkers' options for a test: partitioned by key, and a memory budget (5 million memo
@@ -488,12 +576,15 @@ pub fn check<N: Service>(
         let case = TestCase::from_json(&json).unwrap_or_else(|e| panic!("{REPLAY_ENV}: {e}"));
         let report = run(cluster, &case);
         if let Err(error) = property(&report) {
-            panic!("replayed case fails: {error}");
+            let error = error.to_string();
+            let report_line = report_line(cluster, &case, Some(&error));
+            panic!("replayed case fails: {error}{report_line}");
         }
-        eprintln!("replayed case passes:\n{}", report.describe());
+        eprintln!("replayed case passes:\n{}{}", report.describe(), report_line(cluster, &case, None));
         return;
     }
     if let Err(counterexample) = search(cluster, space, property) {
-        panic!("property failed; minimal counterexample after shrinking:\n{counterexample}");
+        let report_line = report_line(cluster, &counterexample.case, Some(&counterexample.message));
+        panic!("property failed; minimal counterexample after shrinking:\n{counterexample}{report_line}");
     }
 }
