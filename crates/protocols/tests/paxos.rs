@@ -1,6 +1,8 @@
 //! Multi-Paxos under a seeded nemesis: linearizable on every seed and live after the heal; every bug
 //! switch caught by the linearizability checker within 1,000 seeds.
 
+mod support;
+
 use detsim_check::{check_linearizable, LinearizabilityOptions, Model, Validity};
 use detsim_core::{EventType, History, NodeId, SimTime};
 use detsim_protocols::paxos::{self, PaxosNode};
@@ -80,34 +82,6 @@ fn linearizable(history: &History) -> Validity {
     check_linearizable(history, Model::CasRegister, &options).expect("well-formed history").valid
 }
 
-/// Operations invoked after the heal has settled (and early enough to finish before the run ends),
-/// and those of them that got no answer (info, or nothing by the end of the run).
-fn after_heal(history: &History) -> (usize, Vec<String>) {
-    let settled_ns = (HEAL_AT_MS + SETTLE_MS) * 1_000_000;
-    let last_ns = (END_MS - 400) * 1_000_000;
-    let mut open = std::collections::BTreeMap::new();
-    let mut late = 0;
-    let mut not_ok = Vec::new();
-    for event in &history.events {
-        match event.kind {
-            EventType::Invoke if (settled_ns..last_ns).contains(&event.time_ns) => {
-                late += 1;
-                open.insert(event.process, event.time_ns);
-            }
-            EventType::Invoke => {}
-            kind => {
-                if let Some(invoked_ns) = open.remove(&event.process) {
-                    if kind == EventType::Info {
-                        not_ok.push(format!("{kind:?} {} at {invoked_ns}: {:?}", event.f, event.error));
-                    }
-                }
-            }
-        }
-    }
-    not_ok.extend(open.iter().map(|(p, t)| format!("process {p} invoked at {t} never completed")));
-    (late, not_ok)
-}
-
 #[test]
 fn multi_paxos_is_linearizable_and_live_after_heal_on_200_seeds() {
     let started = Instant::now();
@@ -123,7 +97,9 @@ fn multi_paxos_is_linearizable_and_live_after_heal_on_200_seeds() {
             run.description
         );
         assert!(run.log_conflicts.is_empty(), "seed {seed}: logs disagree in slots {:?}", run.log_conflicts);
-        let (late, not_ok) = after_heal(&run.history);
+        let settled_ns = (HEAL_AT_MS + SETTLE_MS) * 1_000_000;
+        let last_ns = (END_MS - 400) * 1_000_000;
+        let (late, not_ok) = support::after_heal(&run.history, settled_ns..last_ns);
         assert!(
             late > 0 && not_ok.is_empty(),
             "seed {seed}: of {late} operations after the heal, these got no answer: {not_ok:#?}; faults: {:#?}",
