@@ -418,6 +418,9 @@ impl Chart for CapComparisonChart {
     }
 }
 
+/// The sweep field holding what a scenario's `availability` check measured.
+const AVAILABILITY_CHECK: &str = "availability_check";
+
 /// One configuration of a sweep-driven CAP comparison: its seeds' rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CapSweepGroup {
@@ -438,8 +441,17 @@ impl CapSweepGroup {
         }
         groups
     }
-    fn availability(&self) -> Vec<f64> {
-        self.rows.iter().filter_map(|r| r.metrics.get("availability").copied()).collect()
+    /// True when every seed carries its availability check's figure (sweeps since the
+    /// `availability_check` field): the chart then plots that, not the overall ok fraction.
+    fn has_availability_check(&self) -> bool {
+        !self.rows.is_empty() && self.rows.iter().all(|r| r.metrics.contains_key(AVAILABILITY_CHECK))
+    }
+    /// Per seed, the availability the chart plots: with `by_check`, the scenario's check's figure
+    /// (it counts what the scenario says availability is, e.g. only reads and writes, only during
+    /// the partition), otherwise the overall ok fraction.
+    fn availability(&self, by_check: bool) -> Vec<f64> {
+        let metric = if by_check { AVAILABILITY_CHECK } else { "availability" };
+        self.rows.iter().filter_map(|r| r.metrics.get(metric).copied()).collect()
     }
     /// Seeds where a consistency check (not the availability threshold) found a violation.
     fn inconsistent_seeds(&self) -> usize {
@@ -468,41 +480,43 @@ impl Chart for CapSweepChart {
         let root = draw_title(root, &title)?;
         let panels = root.split_evenly((1, 2));
         let labels: Vec<String> = self.groups.iter().map(|g| format!("{} ({} seeds)", g.label, g.rows.len())).collect();
-        bar_panel(
-            &panels[0],
-            "Availability of all operations per seed (dots) and mean (bar)",
-            &labels,
-            1.15,
-            "ok fraction",
-            |chart| {
-                for (index, group) in self.groups.iter().enumerate() {
-                    let color = run_color(index);
-                    let x = index as f64;
-                    let values = group.availability();
-                    let mean = if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 };
-                    chart
-                        .draw_series(std::iter::once(Rectangle::new(
-                            [(x + 0.25, 0.0), (x + 0.75, mean)],
-                            color.mix(0.35).filled(),
-                        )))
-                        .map_err(draw_error)?;
-                    // Dots spread across the bar by seed order, so many seeds stay visible.
-                    let count = values.len().max(1) as f64;
-                    chart
-                        .draw_series(values.iter().enumerate().map(|(i, &v)| {
+        let by_check = self.groups.iter().all(CapSweepGroup::has_availability_check);
+        // Mixing figures would compare unlike things: either every group by its check, or all overall.
+        let panel_title = if by_check {
+            "Availability by each scenario's availability check, per seed (dots) and mean (bar)"
+        } else {
+            "Availability of all operations per seed (dots) and mean (bar)"
+        };
+        bar_panel(&panels[0], panel_title, &labels, 1.15, "ok fraction", |chart| {
+            for (index, group) in self.groups.iter().enumerate() {
+                let color = run_color(index);
+                let x = index as f64;
+                let values = group.availability(by_check);
+                let mean = if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 };
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x + 0.25, 0.0), (x + 0.75, mean)],
+                        color.mix(0.35).filled(),
+                    )))
+                    .map_err(draw_error)?;
+                // Dots spread across the bar by seed order, so many seeds stay visible.
+                let count = values.len().max(1) as f64;
+                chart
+                    .draw_series(
+                        values.iter().enumerate().map(|(i, &v)| {
                             Circle::new((x + 0.3 + 0.4 * (i as f64 + 0.5) / count, v), 2, color.filled())
-                        }))
-                        .map_err(draw_error)?;
-                    let text = if values.is_empty() {
-                        "no availability".to_string()
-                    } else {
-                        format!("mean {:.1}%", mean * 100.0)
-                    };
-                    bar_label(chart, text, x + 0.5, 1.0, 4)?;
-                }
-                Ok(())
-            },
-        )?;
+                        }),
+                    )
+                    .map_err(draw_error)?;
+                let text = if values.is_empty() {
+                    "no availability".to_string()
+                } else {
+                    format!("mean {:.1}%", mean * 100.0)
+                };
+                bar_label(chart, text, x + 0.5, 1.0, 4)?;
+            }
+            Ok(())
+        })?;
         // Right: the share of seeds each kind of check failed: consistency (solid), availability (light).
         bar_panel(
             &panels[1],

@@ -145,6 +145,43 @@ fn cap_comparison_from_a_sweep_groups_seeds_by_scenario() {
     assert!(matches!(error, PlotError::Input(_)) && error.to_string().contains("not a mix"), "{error}");
 }
 
+/// A sweep over a CP and an AP scenario whose availability checks count something else than the
+/// overall ok fraction (the AP store refuses cas, which the check leaves out).
+fn write_checked_sweep(dir: &Path, ap_has_check: bool) -> PathBuf {
+    let mut lines = String::new();
+    for seed in 1..=4u64 {
+        let cp_check = 0.30 + 0.01 * seed as f64;
+        lines.push_str(&format!(
+            "{{\"scenario\":\"cp\",\"seed\":{seed},\"valid\":false,\"violations\":[\"availability\"],\"availability\":0.85,\"availability_check\":{cp_check}}}\n"
+        ));
+        let check = if ap_has_check { ",\"availability_check\":1.0" } else { "" };
+        lines.push_str(&format!(
+            "{{\"scenario\":\"ap\",\"seed\":{seed},\"valid\":true,\"violations\":[],\"availability\":0.75{check}}}\n"
+        ));
+    }
+    let path = dir.join(format!("checked-{ap_has_check}.jsonl"));
+    std::fs::write(&path, lines).expect("write the sweep");
+    path
+}
+
+#[test]
+fn cap_comparison_from_a_sweep_plots_what_the_availability_checks_measured() {
+    let dir = scratch("cap-sweep-checked");
+    let out = dir.join("cap.svg");
+    render_cap_comparison(&[write_checked_sweep(&dir, true)], &out, false).expect("renders");
+    let texts = svg_texts(&out);
+    assert!(has(&texts, "by each scenario's availability check"), "{texts:?}");
+    // CP's check: mean of 0.31..0.34; AP's check: 100%, not the 75% of all its operations.
+    assert!(has(&texts, "mean 32.5%") && has(&texts, "mean 100.0%"), "{texts:?}");
+    assert!(!has(&texts, "mean 75.0%") && !has(&texts, "mean 85.0%"), "{texts:?}");
+
+    // When one scenario has no availability check, both fall back to the overall fraction.
+    render_cap_comparison(&[write_checked_sweep(&dir, false)], &out, false).expect("renders");
+    let texts = svg_texts(&out);
+    assert!(has(&texts, "Availability of all operations"), "{texts:?}");
+    assert!(has(&texts, "mean 85.0%") && has(&texts, "mean 75.0%"), "{texts:?}");
+}
+
 #[test]
 fn malformed_sweep_lines_are_placed() {
     let dir = scratch("bad-sweep");

@@ -148,6 +148,11 @@ impl RunOutcome {
         value
     }
 
+    /// The availability the scenario's `availability` check measured, when it has one that ran.
+    pub fn availability_check_figure(&self) -> Option<f64> {
+        self.checks.iter().find(|c| c.name == "availability").and_then(|c| c.details.get("availability")?.as_f64())
+    }
+
     /// The compact, deterministic summary a sweep writes per seed (no wall time, no reports):
     /// identical whatever the number of worker threads.
     pub fn summary_json(&self) -> serde_json::Value {
@@ -170,6 +175,15 @@ impl RunOutcome {
             json!({"p50": self.latency_ns.p50, "p95": self.latency_ns.p95, "p99": self.latency_ns.p99, "max": self.latency_ns.max}),
         );
         object.insert("messages_per_op".into(), json!(self.messages_per_op));
+        // What the scenario's own availability check measured (its window, operation kinds and
+        // per-client averaging), which can differ a lot from the overall ok fraction above: a CAP
+        // comparison across seeds plots this one when it is there.
+        if let Some(measured) = self.availability_check_figure() {
+            object.insert("availability_check".into(), json!(measured));
+        }
+        if let Some(stale) = self.cap.as_ref().and_then(|cap| cap.get("stale_reads")).and_then(|v| v.as_u64()) {
+            object.insert("stale_reads".into(), json!(stale));
+        }
         object.insert("events".into(), json!(self.stats.events));
         object.insert("sim_time_s".into(), json!(self.sim_time_s));
         object.insert("violations".into(), json!(self.violated_checks()));

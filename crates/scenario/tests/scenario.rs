@@ -420,6 +420,16 @@ fn cap_metric_checks_hold_their_thresholds() {
     assert!(inside <= 0.5 && outside > 0.95, "inside {inside}, outside {outside}");
     assert!(cap["unknown_outcomes"].as_u64().expect("count") >= 3, "{cap}");
     assert!(outcome.to_json()["cap"]["latency"]["p99_ns"].as_u64().is_some());
+    // A sweep's row carries the stale reads, and the availability check's figure only with the check.
+    let summary = outcome.summary_json();
+    assert_eq!(summary["stale_reads"], cap["stale_reads"]);
+    assert!(summary.get("availability_check").is_none(), "no availability check: {summary}");
+    let windowed =
+        format!("[check]\nmin_availability = 0.9\navailability_from = \"1s\"\navailability_until = \"2s\"\n{crash}");
+    let checked = run_seed(&load(&with_checks("\"availability\"", &windowed)), 7, RunOptions::default()).expect("run");
+    let during = checked.summary_json()["availability_check"].as_f64().expect("the check's figure");
+    assert!(during <= 0.5, "inside the crash window only: {during}");
+    assert!(checked.availability > during + 0.2, "overall {} is not the check's {during}", checked.availability);
 
     // A threshold check without its threshold is bad input, placed at `checks`.
     for (check, needs) in [("latency", "max_latency_p99"), ("clock-sync", "max_clock_error")] {
