@@ -22,8 +22,11 @@ pub struct LinearizabilityOptions {
     /// The value of every object before the history starts (a register: nil; a kv key: "").
     pub initial: Value,
     /// Give up with verdict "unknown" when the memo cache holds this many entries (and, whatever
-    /// this says, when it would take more than 1 GiB).
+    /// this says, when it would take more than `max_memory_bytes`).
     pub max_memory_entries: usize,
+    /// Give up with verdict "unknown" when the memo cache or the table of model states would take
+    /// more than this many bytes (1 GiB unless told otherwise).
+    pub max_memory_bytes: usize,
 }
 
 impl Default for LinearizabilityOptions {
@@ -34,6 +37,7 @@ impl Default for LinearizabilityOptions {
             time_budget: None,
             initial: Value::Nil,
             max_memory_entries: 50_000_000,
+            max_memory_bytes: Budget::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -139,24 +143,26 @@ impl ConfigCache {
     }
 }
 
-/// A budget: wall time and cache entries.
+/// A budget: wall time, cache entries and bytes.
 pub(crate) struct Budget {
     deadline: Option<Instant>,
     max_entries: usize,
+    max_bytes: usize,
     ticks: u32,
 }
 
 impl Budget {
-    /// Memory for the memo is capped at this many bytes whatever the entry limit says.
-    pub const MAX_CACHE_BYTES: usize = 1 << 30;
+    /// Memory for the memo and for the model states is each capped at this many bytes unless the
+    /// options say otherwise, whatever the entry limit says.
+    pub const DEFAULT_MAX_BYTES: usize = 1 << 30;
 
-    pub fn new(time_budget: Option<Duration>, max_entries: usize) -> Self {
-        Budget { deadline: time_budget.map(|budget| Instant::now() + budget), max_entries, ticks: 0 }
+    pub fn new(time_budget: Option<Duration>, max_entries: usize, max_bytes: usize) -> Self {
+        Budget { deadline: time_budget.map(|budget| Instant::now() + budget), max_entries, max_bytes, ticks: 0 }
     }
 
     /// The entry limit for a cache whose entries take `entry_bytes` each.
     pub fn entry_limit(&self, entry_bytes: usize) -> usize {
-        self.max_entries.min(Self::MAX_CACHE_BYTES / entry_bytes.max(1))
+        self.max_entries.min(self.max_bytes / entry_bytes.max(1))
     }
 
     /// `Some(reason)` when the budget is spent. Reads the clock every 1024 calls.
@@ -164,7 +170,7 @@ impl Budget {
         if entries > entry_limit {
             return Some(format!("memory budget spent: {entries} cache entries"));
         }
-        if table_bytes > Self::MAX_CACHE_BYTES {
+        if table_bytes > self.max_bytes {
             return Some(format!("memory budget spent: {table_bytes} bytes of model states"));
         }
         self.ticks = self.ticks.wrapping_add(1);
@@ -489,7 +495,7 @@ pub fn check_linearizable(
     let ops = operations(history)?;
     let compiled = compile_all(history, &ops, model, options.strict_cas)?;
     let mut verdict = Verdict::new("linearizable", Some(model.to_string()), ops.len());
-    let mut budget = Budget::new(options.time_budget, options.max_memory_entries);
+    let mut budget = Budget::new(options.time_budget, options.max_memory_entries, options.max_memory_bytes);
     let mut unknown_reason = None;
     // Partitions are searched round-robin with a step limit that grows fourfold each round, so that
     // one hard partition cannot hide an easy violation in another (a restart wastes at most a third).

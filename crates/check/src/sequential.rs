@@ -117,7 +117,7 @@ pub fn check_sequential(
     }
     let processes: Vec<Vec<usize>> = by_process.into_values().collect();
     let mut table = StateTable::new(model, &options.initial);
-    let mut budget = Budget::new(options.time_budget, options.max_memory_entries);
+    let mut budget = Budget::new(options.time_budget, options.max_memory_entries, options.max_memory_bytes);
     let mut verdict = Verdict::new("sequential", Some(model.to_string()), ops.len());
     match search(&processes, &compiled, &mut table, &mut budget) {
         SequentialOutcome::Valid => {}

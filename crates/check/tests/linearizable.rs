@@ -174,6 +174,11 @@ fn budgets_give_unknown_never_a_wrong_verdict() {
     assert!(verdict.reason.as_deref().is_some_and(|r| r.contains("memory budget")), "{verdict}");
     let verdict = check_sequential(&history(&text), Model::Register, &little_memory).expect("ok");
     assert_eq!(verdict.valid, Validity::Unknown, "{verdict}");
+    // The byte budget binds on its own (it once sat fixed at 1 GiB, whatever was asked for).
+    let few_bytes = LinearizabilityOptions { max_memory_bytes: 4096, ..LinearizabilityOptions::default() };
+    let verdict = check_linearizable(&history(&text), Model::Register, &few_bytes).expect("ok");
+    assert_eq!(verdict.valid, Validity::Unknown, "{verdict}");
+    assert!(verdict.reason.as_deref().is_some_and(|r| r.contains("memory budget")), "{verdict}");
 }
 
 #[test]

@@ -282,6 +282,7 @@ fn check_file(file: &Path, args: &CheckArgs, checks: &[Check]) -> FileOutcome {
         time_budget: Some(args.timeout),
         initial: args.initial.clone().unwrap_or_default(),
         max_memory_entries: (args.max_memory_mb.saturating_mul(1 << 20) / 48).max(1),
+        max_memory_bytes: args.max_memory_mb.saturating_mul(1 << 20).max(1),
     };
     let heal_ns = args.heal_at.map(nanos).or_else(|| args.fault_windows.iter().map(|w| w.end_ns).max());
     let options = CheckOptions { model, txn_model, linear, heal_ns, settle_ns: args.settle.map_or(0, nanos) };
