@@ -5,7 +5,7 @@ use crate::model::{compile, extends, Model, ModelOp, StateTable, Step};
 use crate::ops::{operations, HistoryError, Operation};
 use crate::verdict::{Counterexample, PlacedOp, Validity, Verdict};
 use detsim_core::history::{History, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Options of the linearizability and sequential-consistency checkers.
@@ -203,7 +203,8 @@ pub(crate) struct SearchOp {
     pub ret: usize,
 }
 
-/// Compiles a history's operations for `model`; dropped ops (failed, unknown reads) are left out.
+/// Compiles a history's operations for `model`; dropped ops (failed, unknown reads, unknown writes
+/// nobody could have seen) are left out.
 pub(crate) fn compile_all(
     history: &History,
     ops: &[Operation],
@@ -217,7 +218,48 @@ pub(crate) fn compile_all(
             compiled.push(SearchOp { op_index: op.id, model_op, call: op.invoke_index, ret });
         }
     }
+    if matches!(model, Model::Register | Model::CasRegister) {
+        drop_unseen_unknown_writes(&mut compiled);
+    }
     Ok(compiled)
+}
+
+/// Drops the unknown-outcome writes and cas ops of a register whose written value no read returned
+/// and no cas expected. Such an op never helps: in any linearization that places it, the stretch
+/// until the next write holds a value nothing compares equal to, so it holds no read and no
+/// successful cas; taking the op out leaves the previous value there instead, which the writes,
+/// reads and cas ops elsewhere never notice. (A strict failed cas does notice, since it needs the
+/// value to differ: keys with one are left alone.) Timeouts under a crash or partition leave many
+/// such writes, and each one otherwise doubles the configurations to search.
+fn drop_unseen_unknown_writes(compiled: &mut Vec<SearchOp>) {
+    let mut seen: BTreeMap<&Option<Value>, Vec<&Value>> = BTreeMap::new();
+    let mut strict_failed_cas: BTreeSet<&Option<Value>> = BTreeSet::new();
+    for op in compiled.iter() {
+        let key = &op.model_op.key;
+        match &op.model_op.step {
+            Step::Read(value) | Step::Cas { from: value, .. } => seen.entry(key).or_default().push(value),
+            Step::CasFailed { .. } => {
+                strict_failed_cas.insert(key);
+            }
+            _ => {}
+        }
+    }
+    let unseen = |op: &SearchOp| {
+        let written = match &op.model_op.step {
+            Step::Write(value) | Step::Cas { to: value, .. } => value,
+            _ => return false,
+        };
+        let key = &op.model_op.key;
+        !op.model_op.required
+            && !strict_failed_cas.contains(&key)
+            && !seen.get(key).is_some_and(|values| values.contains(&written))
+    };
+    let drop: Vec<bool> = compiled.iter().map(unseen).collect();
+    let mut index = 0;
+    compiled.retain(|_| {
+        index += 1;
+        !drop[index - 1]
+    });
 }
 
 /// Wing & Gong / Lowe search over one partition. Entries are calls and returns sorted by position
