@@ -116,6 +116,12 @@ pub struct CheckOptions {
     /// Porcupine's stricter reading of a failed cas (see detsim check --strict-cas).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strict_cas: bool,
+    /// The value of every register (or key) before the run, for the "linearizable" and
+    /// "sequential" checks, when the protocol's objects do not start empty (e.g. 0 for the
+    /// lease-lock's fenced register). Default: nil (a kv key: "").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub initial: Option<detsim_core::history::Value>,
     /// Grace period after a disturbance before a check judges: for "eventual", how long after the
     /// last fault window closes reads start to count as final; for "lookups", how long after a
     /// crash or restart lookups are judged again; for "clock-sync", how long after a clock fault
@@ -322,7 +328,7 @@ pub struct Clocks {
 }
 
 impl Clocks {
-    fn is_default(&self) -> bool {
+    pub(crate) fn is_default(&self) -> bool {
         *self == Clocks::default()
     }
 }

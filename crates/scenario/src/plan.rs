@@ -517,6 +517,11 @@ impl Plan {
             let index = standard(format!("clocks.nodes.{name}"), name)?;
             clocks[index as usize] = LocalClock::new(clock.offset.0, clock.drift_ppm);
         }
+        if clocks_spec.is_default() {
+            // No [clocks] section: the protocol decides (ntp and berkeley draw their own from
+            // their skew_ms_max / drift_ppm_max; every other protocol's clocks are perfect).
+            clocks.clear();
+        }
 
         // Workload.
         let w = &effective.workload;

@@ -422,6 +422,7 @@ fn run_simulation(
     context.options = LinearizabilityOptions {
         strict_cas: scenario.check.strict_cas,
         time_budget: Some(std::time::Duration::from_nanos(budget_ns)),
+        initial: scenario.check.initial.clone().unwrap_or_default(),
         ..LinearizabilityOptions::default()
     };
     context.availability = checked_availability(&history, &scenario.check);

@@ -438,3 +438,15 @@ fn cap_metric_checks_hold_their_thresholds() {
         assert!(error.to_string().starts_with("t.toml:6:10: ") && error.to_string().contains(needs), "{error}");
     }
 }
+
+#[test]
+fn without_a_clocks_section_the_protocol_draws_the_clocks() {
+    let plain = "duration = \"1s\"\n[cluster]\nprotocol = \"toy-register\"\n[workload]\nclients = 1\n";
+    let plan = detsim_scenario::Plan::new(&load(plain), 3).expect("plan");
+    assert!(plan.spec.clocks.is_empty(), "no [clocks]: the protocol's own draws apply: {:?}", plan.spec.clocks);
+    let skewed = format!("{plain}[clocks]\nskew = \"5ms\"\n");
+    let plan = detsim_scenario::Plan::new(&load(&skewed), 3).expect("plan");
+    assert_eq!(plan.spec.clocks.len(), 4, "[clocks] decides for every server and client");
+    let perfect = detsim_core::LocalClock::new(0, 0.0);
+    assert!(plan.spec.clocks.iter().any(|clock| *clock != perfect), "{:?}", plan.spec.clocks);
+}

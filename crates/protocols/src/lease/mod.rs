@@ -21,7 +21,8 @@
 //! believe they hold the lock overlap, with fencing or without; without fencing
 //! (`storage.bug_no_fencing`, the deliberate bug) increments are lost and the cas-register history
 //! is not linearizable; with fencing it is. With accurate clocks and delays within the safety
-//! margin the lease alone keeps the beliefs apart.
+//! margin the lease alone keeps the beliefs apart. The register starts at 0, so a scenario that
+//! checks it says `[check] initial = 0` (scenarios/lease-lock-drift.toml, lease-lock-fencing.toml).
 
 pub mod build;
 pub mod client;
