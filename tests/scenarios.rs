@@ -1,5 +1,6 @@
 //! The scenario corpus: every file in scenarios/ loads, is a lesson (a name and a description),
-//! comes out as it expects, and is deterministic (the same trace hash twice in one process).
+//! comes out as it expects, and is deterministic (the same trace hash twice in one process); each
+//! judges its run with a check and is listed in docs/scenarios.md.
 
 use detsim_scenario::{load_file, run_seed, RunOptions};
 use detsim_tests::scenario_files;
@@ -10,6 +11,8 @@ fn every_curated_scenario_comes_out_as_it_expects_and_is_deterministic() {
     let files = scenario_files();
     assert!(files.len() >= 21, "at least 20 lessons plus quickstart.toml, found {}", files.len());
     assert!(files.iter().any(|f| f.ends_with("quickstart.toml")), "scenarios/quickstart.toml exists");
+    let index = std::fs::read_to_string(detsim_tests::workspace_root().join("docs/scenarios.md"))
+        .expect("docs/scenarios.md indexes the scenarios");
     let mut failures = Vec::new();
     for file in &files {
         let loaded = load_file(file, &registry).unwrap_or_else(|e| panic!("{e}"));
@@ -18,6 +21,10 @@ fn every_curated_scenario_comes_out_as_it_expects_and_is_deterministic() {
             "{}: a curated scenario explains its lesson in its description",
             file.display()
         );
+        assert!(!loaded.scenario.checks.is_empty(), "{}: a curated scenario judges its run", file.display());
+        let stem = file.file_stem().and_then(|s| s.to_str()).expect("a file name");
+        assert_eq!(loaded.scenario.name.as_deref(), Some(stem), "{}: the name is the file's", file.display());
+        assert!(index.contains(&format!("`{stem}`")), "docs/scenarios.md does not list {stem}");
         let seed = loaded.scenario.seed;
         let first = run_seed(&loaded, seed, RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         let second = run_seed(&loaded, seed, RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
