@@ -9,7 +9,8 @@
 //! stay in cache, which hands them out in (time, seq) order. Events beyond the ring wait in an
 //! overflow heap and enter the ring as it turns. With hundreds of thousands of messages in flight this
 //! is several times faster than one big `BinaryHeap`, whose sift-downs touch a new cache line at every
-//! level; with few events it costs a bitmap scan.
+//! level; with few events it costs a bitmap scan, and a push into an empty queue goes straight to
+//! `current` (the wheel turns to its bucket at once).
 //!
 //! Ties: `seq` is assigned on push and is part of the key, so events with the same time come out in
 //! the order they were pushed, wherever they waited.
@@ -89,6 +90,13 @@ impl<T> EventQueue<T> {
         assert!(time >= self.floor_time, "an event scheduled in the past ({time} < {})", self.floor_time);
         let seq = self.next_seq;
         self.next_seq += 1;
+        if self.len == 0 {
+            // Nothing queued anywhere: turn the wheel straight to this event's bucket, so it goes
+            // into `current` at once instead of into the ring and out again (a request/response
+            // exchange with one message in flight never touches the ring).
+            debug_assert!(self.current.is_empty() && self.overflow.is_empty());
+            self.cursor = self.cursor.max(time >> BUCKET_SHIFT);
+        }
         self.len += 1;
         self.place(Entry { time, seq, item });
     }
@@ -211,6 +219,24 @@ mod tests {
         assert_eq!(queue.pop(), Some((hour_ns, "late")));
         assert_eq!(queue.pop(), Some((hour_ns, "late, second")));
         assert_eq!(queue.pop(), None);
+    }
+
+    #[test]
+    fn a_push_into_an_empty_queue_turns_the_wheel_and_later_pushes_still_order() {
+        let mut queue = EventQueue::new();
+        queue.push(5, "first");
+        assert_eq!(queue.pop(), Some((5, "first")));
+        // Empty: the wheel jumps to this far event's bucket...
+        let far = 10 * (RING_BUCKETS << BUCKET_SHIFT);
+        queue.push(far, "far");
+        // ...and events pushed afterwards, earlier than it or in the ring beyond it, keep their order.
+        queue.push(far + (3 << BUCKET_SHIFT), "ring after far");
+        queue.push(6, "earlier than far");
+        queue.push(far, "far, second");
+        queue.push(far + 100 * (RING_BUCKETS << BUCKET_SHIFT), "overflow");
+        let order: Vec<&str> = std::iter::from_fn(|| queue.pop()).map(|(_, item)| item).collect();
+        assert_eq!(order, ["earlier than far", "far", "far, second", "ring after far", "overflow"]);
+        assert_eq!(queue.len(), 0);
     }
 
     #[test]
