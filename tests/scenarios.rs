@@ -85,3 +85,30 @@ fn a_crash_that_times_out_dozens_of_writes_still_gets_a_verdict() {
     let unknown = outcome.history.events.iter().filter(|e| e.kind == detsim_core::history::EventType::Info).count();
     assert!(unknown >= 20, "the crash left many unknown outcomes: {unknown}");
 }
+
+#[test]
+fn crdt_clients_cut_off_from_their_replica_find_one_on_their_side() {
+    // crdt-pncounter-partition with the clients inside the partition: a client whose replica is on
+    // the other side must move to a reachable one, not keep timing out (it once drew replicas at
+    // random again and stayed unavailable for the whole partition on some seeds).
+    let registry = detsim_protocols::registry();
+    let file = detsim_tests::workspace_root().join("scenarios/crdt-pncounter-partition.toml");
+    let text = std::fs::read_to_string(&file).expect("the scenario");
+    let groups = r#"groups = [["n1", "n2"], ["n3", "n4", "n5"]]"#;
+    let availability = "min_availability = 0.99";
+    assert!(text.contains(groups) && text.contains(availability), "the scenario still has its partition and threshold");
+    let split = text
+        .replace(groups, r#"groups = [["n1", "n2", "c1", "c2"], ["n3", "n4", "n5", "c3", "c4"]]"#)
+        .replace(availability, "min_availability = 0.9");
+    let loaded =
+        detsim_scenario::load_str(&split, "crdt-split.toml", "crdt-split", &registry).unwrap_or_else(|e| panic!("{e}"));
+    let mut unavailable = Vec::new();
+    for seed in 1..=20 {
+        let outcome = run_seed(&loaded, seed, RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let check = outcome.checks.iter().find(|c| c.name == "availability").expect("the check ran");
+        if check.valid != detsim_check::Validity::Valid {
+            unavailable.push(seed);
+        }
+    }
+    assert!(unavailable.is_empty(), "per-client availability under 90% during the partition on seeds {unavailable:?}");
+}

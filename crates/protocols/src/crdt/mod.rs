@@ -164,7 +164,9 @@ impl Message for CrdtMsg {
 
 /// How workload clients talk to CRDT replicas: a random replica at first, then the one that
 /// answered (a session stays on one replica, so it reads its own writes); never a resend to
-/// another replica, which would apply the same update twice.
+/// another replica, which would apply the same update twice. After a timeout new operations go
+/// to a random replica, or to the next one in the list when the draw falls on a replica that went
+/// silent since the last answer, so a client cut off from its replica finds a reachable one.
 #[derive(Clone, Debug)]
 pub struct CrdtClient;
 
@@ -184,6 +186,9 @@ impl ClientProtocol for CrdtClient {
     }
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy { resend_ms: None, retry_unknown: false, ..RetryPolicy::default() }
+    }
+    fn avoid_server_after_timeout(&self) -> bool {
+        true
     }
 }
 

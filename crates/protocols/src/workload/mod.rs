@@ -150,6 +150,13 @@ pub trait ClientProtocol: 'static {
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
     }
+    /// Whether new requests avoid the servers that timed out since the last answer (when
+    /// `first_server` picks one, the next server in the list that has not gone silent is used
+    /// instead): right for leaderless protocols, where any server will do and a silent one may be
+    /// cut off.
+    fn avoid_server_after_timeout(&self) -> bool {
+        false
+    }
 }
 
 /// Counters of one client, for tests and figures.
@@ -213,6 +220,8 @@ pub struct WorkloadClient<P: ClientProtocol> {
     servers: Vec<NodeId>,
     generator: OpGenerator,
     leader_guess: Option<NodeId>,
+    /// Servers whose requests timed out since the last answer, for `avoid_server_after_timeout`.
+    silent: Vec<NodeId>,
     /// Round-robin cursor over servers for redirects without a hint.
     cursor: usize,
     slots: Vec<Slot>,
@@ -239,6 +248,7 @@ impl<P: ClientProtocol> WorkloadClient<P> {
             servers,
             generator: OpGenerator::new(spec, client_index),
             leader_guess: None,
+            silent: Vec::new(),
             cursor: client_index,
             slots: Vec::new(),
             epoch: 0,
@@ -466,7 +476,20 @@ impl<P: ClientProtocol> WorkloadClient<P> {
         let Some(op) = self.generator.next_op(ctx.rng()) else { return };
         let target = match self.leader_guess {
             Some(leader) => leader,
-            None => self.protocol.first_server(self.client_index, &self.servers, ctx.rng()),
+            None => {
+                let first = self.protocol.first_server(self.client_index, &self.servers, ctx.rng());
+                if self.silent.len() >= self.servers.len() {
+                    self.silent.clear(); // every server went silent: start over
+                }
+                // The first server at or after the draw that has not gone silent.
+                match self.servers.iter().position(|&s| s == first) {
+                    Some(at) if !self.silent.is_empty() => (0..self.servers.len())
+                        .map(|step| self.servers[(at + step) % self.servers.len()])
+                        .find(|s| !self.silent.contains(s))
+                        .expect("not every server is silent"),
+                    _ => first,
+                }
+            }
         };
         let entry = &mut self.slots[slot];
         assert!(entry.in_flight.is_none(), "a process has one operation at a time");
@@ -491,12 +514,14 @@ impl<P: ClientProtocol> WorkloadClient<P> {
         let invoked = in_flight.op;
         match how {
             Finish::Ok(value) => {
+                self.silent.clear();
                 let completed = Op { value, ..invoked };
                 self.generator.observe(&completed);
                 ctx.ok(process, completed);
                 self.stats.ok += 1;
             }
             Finish::Fail(error) => {
+                self.silent.clear();
                 ctx.fail(process, invoked, &error);
                 self.stats.fail += 1;
             }
@@ -509,6 +534,9 @@ impl<P: ClientProtocol> WorkloadClient<P> {
                 self.slots[slot] = Slot { process: fresh, seq: 0, in_flight: None };
                 // After a timeout the server we chose may be gone; forget it.
                 self.leader_guess = None;
+                if self.protocol.avoid_server_after_timeout() && !self.silent.contains(&in_flight.target) {
+                    self.silent.push(in_flight.target);
+                }
             }
         }
         if self.spec.rate_per_s.is_none() {
