@@ -5,7 +5,7 @@
 //! Wing & Gong search without memoisation on the small files, and pairing the 100,000 transactions
 //! without analysing them.
 
-use super::{timed, Bench, BenchResult};
+use super::{median, timed, Bench, BenchResult};
 use detsim_check::{
     check_linearizable, check_transactions, operations, parse_history, LinearizabilityOptions, Model, Operation,
     Outcome, TxnOptions, Validity,
@@ -60,13 +60,6 @@ fn timed_both<T>(work: impl FnOnce() -> T) -> (T, f64, f64) {
     (value, wall_s, thread_cpu_s() - cpu_before)
 }
 
-/// The median of some figures.
-fn median(mut figures: Vec<f64>) -> f64 {
-    figures.sort_by(f64::total_cmp);
-    figures[figures.len() / 2]
-}
-
-/// Checks `history` `runs` times and returns the verdict and the median wall time.
 /// Checks `history` `runs` times: the verdict, the operations, the median wall and CPU seconds.
 fn median_check(history: &History, options: &LinearizabilityOptions, runs: usize) -> (Validity, usize, f64, f64) {
     let (mut walls, mut cpus) = (Vec::with_capacity(runs), Vec::with_capacity(runs));

@@ -61,6 +61,13 @@ pub fn all() -> Vec<Bench> {
 }
 
 /// Times `work` and returns its result with the wall seconds it took.
+/// The median of some figures (the upper one of the middle two for an even count).
+pub fn median(mut figures: Vec<f64>) -> f64 {
+    assert!(!figures.is_empty(), "the median of no figures");
+    figures.sort_by(f64::total_cmp);
+    figures[figures.len() / 2]
+}
+
 pub fn timed<T>(work: impl FnOnce() -> T) -> (T, f64) {
     let start = Instant::now();
     let value = work();
