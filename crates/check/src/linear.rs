@@ -232,34 +232,33 @@ pub(crate) fn compile_all(
 /// value to differ: keys with one are left alone.) Timeouts under a crash or partition leave many
 /// such writes, and each one otherwise doubles the configurations to search.
 fn drop_unseen_unknown_writes(compiled: &mut Vec<SearchOp>) {
-    let mut seen: BTreeMap<&Option<Value>, Vec<&Value>> = BTreeMap::new();
+    // (key, value) pairs some read returned or some cas expected; keys with a strict failed cas.
+    let mut seen: BTreeSet<(&Option<Value>, &Value)> = BTreeSet::new();
     let mut strict_failed_cas: BTreeSet<&Option<Value>> = BTreeSet::new();
     for op in compiled.iter() {
         let key = &op.model_op.key;
         match &op.model_op.step {
-            Step::Read(value) | Step::Cas { from: value, .. } => seen.entry(key).or_default().push(value),
+            Step::Read(value) | Step::Cas { from: value, .. } => {
+                seen.insert((key, value));
+            }
             Step::CasFailed { .. } => {
                 strict_failed_cas.insert(key);
             }
             _ => {}
         }
     }
-    let unseen = |op: &SearchOp| {
-        let written = match &op.model_op.step {
-            Step::Write(value) | Step::Cas { to: value, .. } => value,
-            _ => return false,
-        };
-        let key = &op.model_op.key;
-        !op.model_op.required
-            && !strict_failed_cas.contains(&key)
-            && !seen.get(key).is_some_and(|values| values.contains(&written))
-    };
-    let drop: Vec<bool> = compiled.iter().map(unseen).collect();
-    let mut index = 0;
-    compiled.retain(|_| {
-        index += 1;
-        !drop[index - 1]
-    });
+    let unseen: Vec<bool> = compiled
+        .iter()
+        .map(|op| match &op.model_op.step {
+            Step::Write(written) | Step::Cas { to: written, .. } => {
+                let key = &op.model_op.key;
+                !op.model_op.required && !strict_failed_cas.contains(key) && !seen.contains(&(key, written))
+            }
+            _ => false,
+        })
+        .collect();
+    let mut unseen = unseen.into_iter();
+    compiled.retain(|_| !unseen.next().expect("one flag per op"));
 }
 
 /// Wing & Gong / Lowe search over one partition. Entries are calls and returns sorted by position

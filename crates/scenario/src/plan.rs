@@ -502,11 +502,14 @@ impl Plan {
             network.topology = Some(topology);
         }
 
-        // Clocks: random skew and drift first (one draw each per node, in node order), then overrides.
+        // Clocks: random skew and drift first (one draw each per node, in node order), then
+        // overrides. No [clocks] section: none, so the protocol decides (ntp and berkeley draw
+        // their own from their skew_ms_max / drift_ppm_max; every other protocol's are perfect).
         let clocks_spec = &effective.clocks;
-        let mut clocks = Vec::with_capacity(servers + clients);
+        let node_clocks = if clocks_spec.is_default() { 0 } else { servers + clients };
+        let mut clocks = Vec::with_capacity(node_clocks);
         let mut clock_rng = derive_stream(seed, StreamPurpose::Swarm, 1);
-        for _ in 0..servers + clients {
+        for _ in 0..node_clocks {
             let skew = clocks_spec.skew.map_or(0, |s| s.as_ns().min(i64::MAX as u64) as i64);
             let offset_ns = if skew > 0 { clock_rng.random_range(-skew..=skew) } else { 0 };
             let drift_max = clocks_spec.drift_ppm.unwrap_or(0.0).abs();
@@ -516,11 +519,6 @@ impl Plan {
         for (name, clock) in &clocks_spec.nodes {
             let index = standard(format!("clocks.nodes.{name}"), name)?;
             clocks[index as usize] = LocalClock::new(clock.offset.0, clock.drift_ppm);
-        }
-        if clocks_spec.is_default() {
-            // No [clocks] section: the protocol decides (ntp and berkeley draw their own from
-            // their skew_ms_max / drift_ppm_max; every other protocol's clocks are perfect).
-            clocks.clear();
         }
 
         // Workload.

@@ -60,7 +60,6 @@ pub fn all() -> Vec<Bench> {
     benches
 }
 
-/// Times `work` and returns its result with the wall seconds it took.
 /// The median of some figures (the upper one of the middle two for an even count).
 pub fn median(mut figures: Vec<f64>) -> f64 {
     assert!(!figures.is_empty(), "the median of no figures");
@@ -68,6 +67,7 @@ pub fn median(mut figures: Vec<f64>) -> f64 {
     figures[figures.len() / 2]
 }
 
+/// Times `work` and returns its result with the wall seconds it took.
 pub fn timed<T>(work: impl FnOnce() -> T) -> (T, f64) {
     let start = Instant::now();
     let value = work();

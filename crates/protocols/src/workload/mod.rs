@@ -512,16 +512,17 @@ impl<P: ClientProtocol> WorkloadClient<P> {
         }
         let process = self.slots[slot].process;
         let invoked = in_flight.op;
+        if !matches!(how, Finish::Info(_)) {
+            self.silent.clear(); // an answer: whatever went silent may be back
+        }
         match how {
             Finish::Ok(value) => {
-                self.silent.clear();
                 let completed = Op { value, ..invoked };
                 self.generator.observe(&completed);
                 ctx.ok(process, completed);
                 self.stats.ok += 1;
             }
             Finish::Fail(error) => {
-                self.silent.clear();
                 ctx.fail(process, invoked, &error);
                 self.stats.fail += 1;
             }
