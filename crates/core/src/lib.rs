@@ -2,6 +2,7 @@
 //! network, clocks, faults, trace and history). No I/O of its own, no wall clock, no threads.
 
 pub mod clock;
+pub mod codec;
 pub mod fault;
 pub mod history;
 pub mod net;

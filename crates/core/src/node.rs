@@ -7,7 +7,7 @@ use crate::rng::SimRng;
 use crate::time::{duration_nanos, LocalTime};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::{self, Debug};
 use std::hash::Hash;
 use std::time::Duration;
@@ -72,9 +72,17 @@ pub trait Node: 'static {
 
 /// Durable storage: survives crashes; a restarted node's factory rebuilds state from it. Keys are
 /// ordered, so iteration is deterministic.
+///
+/// Besides the key-value records there is one durable *log*: records numbered by consecutive
+/// indices, appended at the end, truncated from an index on, compacted up to one. A replicated log
+/// (Raft's, a Paxos acceptor's) writes a record per entry, and a numbered log costs far less than a
+/// formatted key per entry in an ordered map of strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Storage {
     entries: BTreeMap<String, Vec<u8>>,
+    /// `log[i]` is the record of index `log_start + i`.
+    log: VecDeque<Vec<u8>>,
+    log_start: u64,
     writes: u64,
 }
 
@@ -110,9 +118,48 @@ impl Storage {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-    /// How many writes (puts and removes) the node has made, for cost figures.
+    /// How many writes (puts and removes, log records written and removed) the node has made, for
+    /// cost figures.
     pub fn write_count(&self) -> u64 {
         self.writes
+    }
+
+    /// Writes log record `index`: the next one ([`Storage::log_end`]), or any index into an empty
+    /// log (which then starts there).
+    pub fn log_put(&mut self, index: u64, record: Vec<u8>) {
+        if self.log.is_empty() {
+            self.log_start = index;
+        }
+        assert_eq!(index, self.log_end(), "log records are written at the end of the log");
+        self.writes += 1;
+        self.log.push_back(record);
+    }
+    /// The record of `index`, if the log holds it.
+    pub fn log_get(&self, index: u64) -> Option<&[u8]> {
+        let offset = usize::try_from(index.checked_sub(self.log_start)?).ok()?;
+        self.log.get(offset).map(Vec::as_slice)
+    }
+    /// One past the index of the last record (the log's start when it is empty).
+    pub fn log_end(&self) -> u64 {
+        self.log_start + self.log.len() as u64
+    }
+    /// Removes the records of `from` and every later index (a conflicting suffix).
+    pub fn log_truncate(&mut self, from: u64) {
+        let keep = from.saturating_sub(self.log_start).min(self.log.len() as u64) as usize;
+        self.writes += (self.log.len() - keep) as u64;
+        self.log.truncate(keep);
+    }
+    /// Removes the records up to and including `through` (they went into a snapshot); the log
+    /// continues at `through + 1`.
+    pub fn log_compact(&mut self, through: u64) {
+        let remove = (through + 1).saturating_sub(self.log_start).min(self.log.len() as u64) as usize;
+        self.writes += remove as u64;
+        self.log.drain(..remove);
+        self.log_start = self.log_start.max(through + 1);
+    }
+    /// The log's records with their indices, in order.
+    pub fn log_records(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        self.log.iter().enumerate().map(|(i, record)| (self.log_start + i as u64, record.as_slice()))
     }
 }
 
@@ -220,5 +267,35 @@ mod tests {
         assert_eq!(keys, ["raft/log/00000001", "raft/log/00000002"]);
         assert!(storage.remove("other"));
         assert_eq!(storage.write_count(), 5);
+    }
+
+    #[test]
+    fn the_log_appends_truncates_and_compacts_by_index() {
+        let mut storage = Storage::default();
+        let records = |storage: &Storage| storage.log_records().map(|(i, r)| (i, r.to_vec())).collect::<Vec<_>>();
+        for index in 1..=5 {
+            storage.log_put(index, vec![index as u8]);
+        }
+        assert_eq!(storage.log_get(3), Some(&[3u8][..]));
+        assert_eq!(storage.log_get(0), None);
+        assert_eq!(storage.log_get(6), None);
+        storage.log_truncate(4);
+        assert_eq!(storage.log_end(), 4);
+        storage.log_compact(2);
+        assert_eq!(records(&storage), vec![(3, vec![3])]);
+        // Compacting past the end empties the log; it continues after the compacted index.
+        storage.log_compact(9);
+        assert_eq!(storage.log_end(), 10);
+        storage.log_put(10, vec![10]);
+        assert_eq!(records(&storage), vec![(10, vec![10])]);
+        assert_eq!(storage.write_count(), 5 + 2 + 2 + 1 + 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "at the end of the log")]
+    fn a_log_record_past_the_end_is_a_bug() {
+        let mut storage = Storage::default();
+        storage.log_put(1, vec![]);
+        storage.log_put(3, vec![]);
     }
 }

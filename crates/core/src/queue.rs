@@ -14,6 +14,10 @@
 //!
 //! Ties: `seq` is assigned on push and is part of the key, so events with the same time come out in
 //! the order they were pushed, wherever they waited.
+//!
+//! Items wait in a slab and only their 24-byte keys (time, seq, slab index) move through the ring and
+//! the heaps: a simulator's event can be a hundred bytes or more (a message with its envelope), and
+//! moving it into a bucket, into the heap and along every sift path cost more than the ordering.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -24,25 +28,26 @@ const BUCKET_SHIFT: u32 = 16;
 const RING_BUCKETS: u64 = 4096;
 const RING_WORDS: usize = (RING_BUCKETS / 64) as usize;
 
-/// One queued item with its key.
-struct Entry<T> {
+/// The key of one queued item: where it comes in the order, and where it waits in the slab.
+#[derive(Clone, Copy)]
+struct Key {
     time: u64,
     seq: u64,
-    item: T,
+    slot: u32,
 }
 
-impl<T> PartialEq for Entry<T> {
+impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
         (self.time, self.seq) == (other.time, other.seq)
     }
 }
-impl<T> Eq for Entry<T> {}
-impl<T> PartialOrd for Entry<T> {
+impl Eq for Key {}
+impl PartialOrd for Key {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<T> Ord for Entry<T> {
+impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.time, self.seq).cmp(&(other.time, other.seq))
     }
@@ -56,13 +61,17 @@ pub(crate) struct EventQueue<T> {
     /// earlier or equal bucket is in `current`, every later one in the ring or the overflow.
     cursor: u64,
     /// The events of buckets up to `cursor`, as a min-heap.
-    current: BinaryHeap<Reverse<Entry<T>>>,
+    current: BinaryHeap<Reverse<Key>>,
     /// `ring[b % RING_BUCKETS]` holds the events of bucket `b`, for `cursor < b < cursor + RING_BUCKETS`.
-    ring: Vec<Vec<Entry<T>>>,
+    ring: Vec<Vec<Key>>,
     /// A bit per non-empty ring slot.
     occupied: [u64; RING_WORDS],
     /// Events of buckets at or beyond `cursor + RING_BUCKETS`.
-    overflow: BinaryHeap<Reverse<Entry<T>>>,
+    overflow: BinaryHeap<Reverse<Key>>,
+    /// The queued items, by `Key::slot`; `None` marks a free slot.
+    slab: Vec<Option<T>>,
+    /// Free slots of `slab`, reused last-freed first (warm in cache).
+    free_slots: Vec<u32>,
     len: usize,
     next_seq: u64,
 }
@@ -76,6 +85,8 @@ impl<T> EventQueue<T> {
             ring: (0..RING_BUCKETS).map(|_| Vec::new()).collect(),
             occupied: [0; RING_WORDS],
             overflow: BinaryHeap::new(),
+            slab: Vec::new(),
+            free_slots: Vec::new(),
             len: 0,
             next_seq: 0,
         }
@@ -98,7 +109,18 @@ impl<T> EventQueue<T> {
             self.cursor = self.cursor.max(time >> BUCKET_SHIFT);
         }
         self.len += 1;
-        self.place(Entry { time, seq, item });
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                debug_assert!(self.slab[slot as usize].is_none(), "a free slot is empty");
+                self.slab[slot as usize] = Some(item);
+                slot
+            }
+            None => {
+                self.slab.push(Some(item));
+                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events queued")
+            }
+        };
+        self.place(Key { time, seq, slot });
     }
 
     /// The time of the next event, if any.
@@ -110,23 +132,25 @@ impl<T> EventQueue<T> {
     /// Removes the next event: the earliest time, and among equal times the first pushed.
     pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
         self.fill_current();
-        let Reverse(entry) = self.current.pop()?;
+        let Reverse(key) = self.current.pop()?;
         self.len -= 1;
-        debug_assert!(entry.time >= self.floor_time, "time never goes backwards");
-        self.floor_time = entry.time;
-        Some((entry.time, entry.item))
+        debug_assert!(key.time >= self.floor_time, "time never goes backwards");
+        self.floor_time = key.time;
+        let item = self.slab[key.slot as usize].take().expect("a queued key's slot holds its item");
+        self.free_slots.push(key.slot);
+        Some((key.time, item))
     }
 
-    fn place(&mut self, entry: Entry<T>) {
-        let bucket = entry.time >> BUCKET_SHIFT;
+    fn place(&mut self, key: Key) {
+        let bucket = key.time >> BUCKET_SHIFT;
         if bucket <= self.cursor {
-            self.current.push(Reverse(entry));
+            self.current.push(Reverse(key));
         } else if bucket - self.cursor < RING_BUCKETS {
             let slot = (bucket % RING_BUCKETS) as usize;
-            self.ring[slot].push(entry);
+            self.ring[slot].push(key);
             self.occupied[slot / 64] |= 1 << (slot % 64);
         } else {
-            self.overflow.push(Reverse(entry));
+            self.overflow.push(Reverse(key));
         }
     }
 
@@ -158,8 +182,8 @@ impl<T> EventQueue<T> {
                 if bucket - self.cursor >= RING_BUCKETS {
                     break;
                 }
-                let Reverse(entry) = self.overflow.pop().expect("peeked");
-                self.place(entry);
+                let Reverse(key) = self.overflow.pop().expect("peeked");
+                self.place(key);
             }
         }
     }

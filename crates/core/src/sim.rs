@@ -494,18 +494,19 @@ impl<N: Node> Simulation<N> {
                     }
                     let name = self.names[node.index()].clone();
                     self.history.push(self.now.0, process, kind, op, error, Some(name));
-                    let recorded = self.history.events.last().expect("just pushed").clone();
-                    let mut hasher = std::mem::take(&mut self.hasher);
+                    // Hashed where it lies: a copy per record (strings and all) is only for a sink.
+                    let recorded = self.history.events.last().expect("just pushed");
+                    let hasher = &mut self.hasher;
                     hasher.word(tag::CLIENT);
                     hasher.word(self.now.0);
-                    recorded.process.hash(&mut hasher);
-                    recorded.kind.hash(&mut hasher);
-                    recorded.f.hash(&mut hasher);
-                    recorded.key.hash(&mut hasher);
-                    recorded.value.hash(&mut hasher);
-                    recorded.error.hash(&mut hasher);
-                    self.hasher = hasher;
+                    recorded.process.hash(hasher);
+                    recorded.kind.hash(hasher);
+                    recorded.f.hash(hasher);
+                    recorded.key.hash(hasher);
+                    recorded.value.hash(hasher);
+                    recorded.error.hash(hasher);
                     if self.sink.is_some() {
+                        let recorded = recorded.clone();
                         self.trace_slow(Some(node), TraceKind::Client { event: &recorded });
                     }
                 }

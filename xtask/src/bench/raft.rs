@@ -68,7 +68,7 @@ fn partition(round: u64, layout: &ClusterLayout, rng: &mut detsim_core::SimRng) 
 struct Outcome {
     ok: u64,
     info: u64,
-    events: u64,
+    stats: detsim_core::RunStats,
     trace_hash: u64,
 }
 
@@ -78,7 +78,7 @@ fn outcome<N: Node>(sim: &Simulation<N>) -> Outcome {
     Outcome {
         ok: count(detsim_core::EventType::Ok),
         info: count(detsim_core::EventType::Info),
-        events: sim.stats().events,
+        stats: sim.stats().clone(),
         trace_hash: sim.trace_hash(),
     }
 }
@@ -186,12 +186,16 @@ fn raft_5() -> Vec<BenchResult> {
             .with("sim_to_wall", ratio(wall_s))
             .with("target_sim_to_wall", 1_000)
             .with("info_ops", raft.info)
-            .with("events", raft.events)
+            .with("events", raft.stats.events)
+            .with("sends", raft.stats.sends)
+            .with("timers_fired", raft.stats.timers_fired)
             .with("trace_hash", format!("{:016x}", raft.trace_hash)),
         BenchResult::new("raft-5-baseline-single", single.ok, single_s)
             .with("unit", "ok client ops, same clients against one unreplicated server, no faults")
             .with("sim_s", SIMULATED_S)
             .with("sim_to_wall", ratio(single_s))
-            .with("events", single.events),
+            .with("events", single.stats.events)
+            .with("sends", single.stats.sends)
+            .with("timers_fired", single.stats.timers_fired),
     ]
 }

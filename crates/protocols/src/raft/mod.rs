@@ -42,6 +42,7 @@ use crate::workload::{
     build_cluster, is_read_only, ClientProtocol, ClientReply, ClientRequest, ClusterLayout, ReplyResult, RetryPolicy,
     StateMachine, WorkloadClient,
 };
+use detsim_core::codec::{Decoder, Encoder};
 use detsim_core::{AnySimulation, Ctx, LocalTime, Message, Node, NodeId, Simulation, Storage, TimerId};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -155,7 +156,9 @@ pub enum RaftMsg {
         term: u64,
         prev_log_index: u64,
         prev_log_term: u64,
-        entries: Vec<Entry>,
+        /// Shared with the leader's log (and every other follower's copy): sending an entry to four
+        /// followers costs four reference counts, not four deep copies of the client's operation.
+        entries: Vec<Arc<Entry>>,
         leader_commit: u64,
         /// The leader's read round when it sent this; echoed back to confirm leadership for reads.
         read_round: u64,
@@ -266,10 +269,33 @@ const TIMER_VOTE_RETRY: u64 = 3;
 
 const KEY_HARD_STATE: &str = "raft/hard";
 const KEY_SNAPSHOT: &str = "raft/snapshot";
-const LOG_PREFIX: &str = "raft/log/";
 
-fn log_key(index: u64) -> String {
-    format!("{LOG_PREFIX}{index:020}")
+/// A log entry as durable storage keeps it (record `index` of the storage's log): the compact binary
+/// encoding, since every replica writes every entry.
+fn encode_entry(entry: &Entry) -> Vec<u8> {
+    let mut encoder = Encoder::new();
+    encoder.u64(entry.term);
+    match &entry.command {
+        Command::Noop => encoder.u8(0),
+        Command::Client(request) => {
+            encoder.u8(1);
+            encoder.u64(request.process);
+            encoder.u64(request.seq);
+            encoder.op(&request.op);
+        }
+    }
+    encoder.finish()
+}
+
+fn decode_entry(bytes: &[u8]) -> Option<Entry> {
+    let mut decoder = Decoder::new(bytes);
+    let term = decoder.u64()?;
+    let command = match decoder.u8()? {
+        0 => Command::Noop,
+        1 => Command::Client(ClientRequest { process: decoder.u64()?, seq: decoder.u64()?, op: decoder.op()? }),
+        _ => return None,
+    };
+    decoder.is_empty().then_some(Entry { term, command })
 }
 
 /// Persistent term and vote (§5.1: updated on stable storage before responding to RPCs).
@@ -303,8 +329,9 @@ pub struct RaftServer {
     role: Role,
     current_term: u64,
     voted_for: Option<NodeId>,
-    /// Entries after the snapshot: `log[i]` has index `snapshot_index + 1 + i`.
-    log: Vec<Entry>,
+    /// Entries after the snapshot: `log[i]` has index `snapshot_index + 1 + i`. Shared with the
+    /// AppendEntries that carry them.
+    log: Vec<Arc<Entry>>,
     snapshot_index: u64,
     snapshot_term: u64,
     /// The state machine as of `snapshot_index` (a copy of what storage holds, kept to send).
@@ -329,13 +356,12 @@ impl RaftServer {
         };
         let snapshot_state = Arc::new(state.clone());
         let mut log = Vec::new();
-        for key in storage.keys_with_prefix(LOG_PREFIX) {
-            let index: u64 = key[LOG_PREFIX.len()..].parse().expect("log keys end in an index");
+        for (index, record) in storage.log_records() {
             if index <= snapshot_index {
                 continue;
             }
             assert_eq!(index, snapshot_index + 1 + log.len() as u64, "the stored log has no gaps");
-            log.push(storage.get::<Entry>(key).expect("listed key is present"));
+            log.push(Arc::new(decode_entry(record).expect("the log holds entries encode_entry wrote")));
         }
         RaftServer {
             id,
@@ -392,7 +418,7 @@ impl RaftServer {
         if index <= self.snapshot_index {
             return None;
         }
-        self.log.get((index - self.snapshot_index - 1) as usize)
+        self.log.get((index - self.snapshot_index - 1) as usize).map(|entry| &**entry)
     }
 
     fn last_log_term(&self) -> u64 {
@@ -417,8 +443,9 @@ impl RaftServer {
         self.servers / 2 + 1
     }
 
-    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        (0..self.servers as u32).map(NodeId).filter(move |n| *n != self.id)
+    fn peers(&self) -> impl Iterator<Item = NodeId> + 'static {
+        let id = self.id;
+        (0..self.servers as u32).map(NodeId).filter(move |n| *n != id)
     }
 
     fn persist_hard_state(&self, ctx: &mut Ctx<'_, RaftMsg>) {
@@ -580,8 +607,8 @@ impl RaftServer {
     fn append_local(&mut self, ctx: &mut Ctx<'_, RaftMsg>, command: Command) -> u64 {
         let entry = Entry { term: self.current_term, command };
         let index = self.last_log_index() + 1;
-        ctx.storage().put(&log_key(index), &entry);
-        self.log.push(entry);
+        ctx.storage().log_put(index, encode_entry(&entry));
+        self.log.push(Arc::new(entry));
         let id = self.id.index();
         let leader = self.leader_mut().expect("only leaders append locally");
         leader.match_index[id] = index;
@@ -589,8 +616,7 @@ impl RaftServer {
     }
 
     fn broadcast_append(&mut self, ctx: &mut Ctx<'_, RaftMsg>) {
-        let peers: Vec<NodeId> = self.peers().collect();
-        for peer in peers {
+        for peer in self.peers() {
             self.send_append(ctx, peer);
         }
     }
@@ -618,7 +644,8 @@ impl RaftServer {
         let prev_log_index = next - 1;
         let prev_log_term = self.term_at(prev_log_index).expect("prev index is at or after the snapshot");
         let end = last.min(prev_log_index + self.params.max_entries_per_append as u64);
-        let entries: Vec<Entry> = (next..=end).map(|i| self.entry(i).expect("within the log").clone()).collect();
+        let first = (next - self.snapshot_index - 1) as usize;
+        let entries: Vec<Arc<Entry>> = self.log[first..(end - self.snapshot_index) as usize].to_vec();
         let msg =
             RaftMsg::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit: commit, read_round };
         if let Some(leader) = self.leader_mut() {
@@ -691,7 +718,7 @@ impl RaftServer {
         term: u64,
         prev_log_index: u64,
         prev_log_term: u64,
-        entries: Vec<Entry>,
+        entries: Vec<Arc<Entry>>,
         leader_commit: u64,
         read_round: u64,
     ) {
@@ -765,7 +792,7 @@ impl RaftServer {
                 }
                 None => {}
             }
-            ctx.storage().put(&log_key(index), &entry);
+            ctx.storage().log_put(index, encode_entry(&entry));
             self.log.push(entry);
         }
         let match_index = index;
@@ -779,10 +806,7 @@ impl RaftServer {
     }
 
     fn truncate_from(&mut self, ctx: &mut Ctx<'_, RaftMsg>, index: u64) {
-        let last = self.last_log_index();
-        for i in index..=last {
-            ctx.storage().remove(&log_key(i));
-        }
+        ctx.storage().log_truncate(index);
         self.log.truncate((index - self.snapshot_index - 1) as usize);
     }
 
@@ -806,11 +830,10 @@ impl RaftServer {
         if last_included_index > self.commit_index {
             // Keep a suffix that extends the snapshot (§7); otherwise discard the whole log.
             let keep_suffix = self.term_at(last_included_index) == Some(last_included_term);
-            let last = self.last_log_index();
-            let remove_to = if keep_suffix { last_included_index } else { last };
-            for i in self.snapshot_index + 1..=remove_to {
-                ctx.storage().remove(&log_key(i));
+            if !keep_suffix {
+                ctx.storage().log_truncate(self.snapshot_index + 1);
             }
+            ctx.storage().log_compact(last_included_index);
             if keep_suffix {
                 self.log.drain(..(last_included_index - self.snapshot_index) as usize);
             } else {
@@ -878,9 +901,15 @@ impl RaftServer {
     fn advance_commit(&mut self, ctx: &mut Ctx<'_, RaftMsg>) {
         let majority = self.majority();
         let Role::Leader(leader) = &self.role else { return };
-        let mut matched = leader.match_index.clone();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[majority - 1];
+        // The majority-th highest match index: the highest one that a majority has reached (counted
+        // in place, with no sorted copy, on every reply).
+        let matched = &leader.match_index;
+        let candidate = matched
+            .iter()
+            .copied()
+            .filter(|index| matched.iter().filter(|m| *m >= index).count() >= majority)
+            .max()
+            .expect("the leader's own match index counts");
         if candidate <= self.commit_index {
             return;
         }
@@ -904,7 +933,7 @@ impl RaftServer {
         while self.last_applied < self.commit_index {
             self.last_applied += 1;
             let index = self.last_applied;
-            let entry = self.entry(index).expect("applied entries are in the log").clone();
+            let entry = Arc::clone(&self.log[(index - self.snapshot_index - 1) as usize]);
             let result = match &entry.command {
                 Command::Noop => None,
                 Command::Client(request) => Some(self.state.apply_request(request)),
@@ -932,9 +961,7 @@ impl RaftServer {
         let snapshot = SnapshotRef { last_included_index: index, last_included_term: term, state: &self.state };
         ctx.storage().put(KEY_SNAPSHOT, &snapshot);
         self.snapshot_state = Arc::new(self.state.clone());
-        for i in self.snapshot_index + 1..=index {
-            ctx.storage().remove(&log_key(i));
-        }
+        ctx.storage().log_compact(index);
         self.log.drain(..(index - self.snapshot_index) as usize);
         self.snapshot_index = index;
         self.snapshot_term = term;
@@ -1010,10 +1037,11 @@ impl RaftServer {
         let acked = &leader.acked_round;
         let confirmed =
             |round: u64| acked.iter().enumerate().filter(|(peer, r)| *peer == id || **r >= round).count() >= majority;
-        let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) = std::mem::take(&mut leader.pending_reads)
-            .into_iter()
-            .partition(|read| confirmed(read.round) && read.read_index <= last_applied);
-        leader.pending_reads = waiting;
+        // In place and in arrival order; nothing is allocated while no read is ready.
+        let ready: Vec<PendingRead> = leader
+            .pending_reads
+            .extract_if(.., |read| confirmed(read.round) && read.read_index <= last_applied)
+            .collect();
         for read in ready {
             let result = self.state.apply(&read.request.op);
             ctx.send(read.client, RaftMsg::Reply(ClientReply::to(&read.request, result)));
