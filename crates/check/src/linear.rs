@@ -86,6 +86,7 @@ pub(crate) struct ConfigCache {
     words_per_entry: usize,
     arena: Vec<u64>,
     states: Vec<u32>,
+    lasts: Vec<u32>,
     chain: Vec<u32>,
     heads: rustc_hash::FxHashMap<u64, u32>,
 }
@@ -98,6 +99,7 @@ impl ConfigCache {
             words_per_entry,
             arena: Vec::new(),
             states: Vec::new(),
+            lasts: Vec::new(),
             chain: Vec::new(),
             heads: rustc_hash::FxHashMap::default(),
         }
@@ -112,24 +114,32 @@ impl ConfigCache {
         self.words_per_entry = words_per_entry;
         self.arena.clear();
         self.states.clear();
+        self.lasts.clear();
         self.chain.clear();
         self.heads.clear();
     }
 
     /// Bytes one entry takes, roughly (for the memory budget).
     pub fn entry_bytes(&self) -> usize {
-        self.words_per_entry * 8 + 4 + 4 + 16
+        self.words_per_entry * 8 + 4 + 4 + 4 + 16
     }
 
-    /// Adds the configuration; false when it was already there.
-    pub fn insert(&mut self, set: &BitSet, state: u32) -> bool {
-        let key = set.hash ^ u64::from(state).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    /// Adds the configuration; false when it was already there. `last` is the op placed last when
+    /// the search orders ops by key (see `KeyOrder`), since it decides which ops may follow; 0
+    /// otherwise.
+    pub fn insert(&mut self, set: &BitSet, state: u32, last: u32) -> bool {
+        let key = set.hash
+            ^ u64::from(state).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+            ^ u64::from(last).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let head = self.heads.get(&key).copied().unwrap_or(Self::END);
         let mut cursor = head;
         while cursor != Self::END {
             let index = cursor as usize;
             let start = index * self.words_per_entry;
-            if self.states[index] == state && self.arena[start..start + self.words_per_entry] == *set.words() {
+            if self.states[index] == state
+                && self.lasts[index] == last
+                && self.arena[start..start + self.words_per_entry] == *set.words()
+            {
                 return false;
             }
             cursor = self.chain[index];
@@ -137,6 +147,7 @@ impl ConfigCache {
         let index = u32::try_from(self.states.len()).expect("fewer than 2^32 cache entries");
         self.arena.extend_from_slice(set.words());
         self.states.push(state);
+        self.lasts.push(last);
         self.chain.push(head);
         self.heads.insert(key, index);
         true
@@ -299,6 +310,7 @@ pub(crate) fn search(
     let mut required_left = ops.iter().filter(|op| op.model_op.required).count();
     let mut linearized = BitSet::new(count);
     let growth = GrowthPruning::new(ops);
+    let key_order = KeyOrder::new(ops);
     cache.reset(count.div_ceil(64));
     let entry_limit = budget.entry_limit(cache.entry_bytes());
     // Candidate lists of every open configuration, one after the other.
@@ -334,7 +346,12 @@ pub(crate) fn search(
                 candidates.push(entry / 2);
                 entry = next[entry];
             }
-            if growth.dead_end(&candidates[start..], state, &linearized, ops, table) {
+            let just_placed = frames.last().map(|frame| frame.placed);
+            let earliest_call = if next[head] == none { usize::MAX } else { ops[next[head] / 2].call };
+            if growth.dead_end(&candidates[start..], state, &linearized, ops, table)
+                || just_placed
+                    .is_some_and(|placed| growth.dead_end_after(placed, earliest_call, state, &linearized, ops, table))
+            {
                 candidates.truncate(start);
             }
             frames.push(Frame { start, next_try: start, placed: none, state_before: state });
@@ -347,16 +364,20 @@ pub(crate) fn search(
         if let Some(reason) = budget.spent(cache.len(), entry_limit, table.bytes()) {
             return SearchOutcome::Unknown(reason);
         }
+        let last = frames.len().checked_sub(2).map(|parent| frames[parent].placed);
         let frame = frames.last_mut().expect("the search always has an open frame here");
         let end = candidates.len();
         let mut chosen = None;
         while frame.next_try < end {
             let op = candidates[frame.next_try];
             frame.next_try += 1;
+            if last.is_some_and(|last| !key_order.may_follow(ops, last, op)) {
+                continue;
+            }
             let op_number = u32::try_from(op).expect("fewer than 2^32 ops");
             let Some(new_state) = table.step(state, op_number, &ops[op].model_op) else { continue };
             linearized.set(op);
-            if cache.insert(&linearized, new_state) {
+            if cache.insert(&linearized, new_state, key_order.memo_tag(op)) {
                 chosen = Some((op, new_state));
                 break;
             }
@@ -402,7 +423,9 @@ pub(crate) fn search(
                 return SearchOutcome::Invalid { prefix, state, unplaceable };
             };
             let undone = parent.placed;
-            let state_preserving = state == parent.state_before && ops[undone].model_op.step.is_read_only();
+            let state_preserving = state == parent.state_before
+                && ops[undone].model_op.step.is_read_only()
+                && key_order.first_of_other_keys(&candidates[parent.start..dead.start], undone);
             state = parent.state_before;
             linearized.clear(undone);
             for lifted in [2 * undone + 1, 2 * undone] {
@@ -423,38 +446,128 @@ pub(crate) fn search(
     }
 }
 
+/// A partial-order reduction for a search over several keys at once (`--no-partition`). Ops on
+/// different keys commute, and two ops whose intervals overlap may go in either order, so swapping
+/// such a pair where they sit side by side in a linearization gives another linearization. Sorting
+/// by such swaps turns any linearization into one where an op on another key that could have gone
+/// first never directly follows one with a higher number: the lexicographic normal form of the
+/// Mazurkiewicz trace (Anisimov & Knuth, 1979), or near it. So the search only tries orders with
+/// that property: of two overlapping ops on different keys it tries one order, not both. The memo
+/// then keys configurations by their last op too, since that decides what may follow. (Only the
+/// adjacent pairs are checked, so some orders outside the normal form are still tried; that costs
+/// time, never a verdict.)
+///
+/// It costs the search one shortcut: a matched read is only "never worth undoing" when no op on
+/// another key with a lower number stood beside it, since moving the read to the front of a
+/// normal-form order must not put it right before such an op. With one key, nothing changes.
+struct KeyOrder {
+    /// A number per distinct key, per op; `None` when every op has the same key.
+    key_ids: Option<Vec<u32>>,
+}
+
+impl KeyOrder {
+    fn new(ops: &[SearchOp]) -> Self {
+        let mut ids: BTreeMap<&Option<Value>, u32> = BTreeMap::new();
+        let key_ids: Vec<u32> = ops
+            .iter()
+            .map(|op| {
+                let next = u32::try_from(ids.len()).expect("fewer than 2^32 keys");
+                *ids.entry(&op.model_op.key).or_insert(next)
+            })
+            .collect();
+        KeyOrder { key_ids: (ids.len() > 1).then_some(key_ids) }
+    }
+
+    /// Whether `op` may be placed right after `last`: unless it is on another key, has a lower
+    /// number, and could have gone before `last` (`last` had not returned when `op` was called).
+    fn may_follow(&self, ops: &[SearchOp], last: usize, op: usize) -> bool {
+        let Some(key_ids) = &self.key_ids else { return true };
+        key_ids[op] == key_ids[last] || op > last || ops[last].ret < ops[op].call
+    }
+
+    /// What the memo must know of the last op placed.
+    fn memo_tag(&self, op: usize) -> u32 {
+        match self.key_ids {
+            Some(_) => u32::try_from(op).expect("fewer than 2^32 ops"),
+            None => 0,
+        }
+    }
+
+    /// Whether no candidate beside `read` is on another key with a lower number (every candidate
+    /// could have gone before or after `read`: both were called before any pending return).
+    fn first_of_other_keys(&self, window: &[usize], read: usize) -> bool {
+        let Some(key_ids) = &self.key_ids else { return true };
+        window.iter().all(|&other| other > read || key_ids[other] == key_ids[read])
+    }
+}
+
 /// Pruning for append-only growth: values only grow by appends, so a pending read of `v` while the
-/// object holds `s` (not a prefix of `v`) needs a write or cas that can still come before the read.
-/// When none is left, the configuration is a dead end. Sound for every model: it only looks at reads
-/// of plain values.
+/// object holds `s` (not a prefix of `v`) needs a write or cas of a prefix of `v` that can still come
+/// before the read (the last reset before the read must have written where `v` starts). When none is
+/// left, the configuration is a dead end. Sound for every model: it only looks at reads of plain
+/// values.
+///
+/// Two checks use it. Every new configuration checks the reads in its window; and after an op is
+/// placed, the next `LOOKAHEAD_READS` pending reads of its key are checked too, however far ahead
+/// of the window they lie. The second catches a wrong order of two appends as soon as it is made,
+/// instead of when the read that tells them apart reaches the window, after other keys' ops have
+/// been interleaved with every alternative.
 struct GrowthPruning {
-    /// For each read op: the write/cas ops on its key invoked before the read returned.
+    /// For each read op: the write/cas ops on its key invoked before the read returned that wrote a
+    /// prefix of what the read saw.
     resets_before: Vec<Option<Vec<usize>>>,
+    /// A number per distinct key, per op.
+    key_ids: Vec<usize>,
+    /// Per key number: its required reads, by call.
+    reads_by_key: Vec<Vec<usize>>,
     enabled: bool,
 }
 
 impl GrowthPruning {
+    /// How many of a key's reads past the window one placement checks at most.
+    const LOOKAHEAD_READS: usize = 32;
+
     fn new(ops: &[SearchOp]) -> Self {
         let enabled = ops.iter().any(|op| matches!(op.model_op.step, Step::Append(_)));
         let mut resets_before = vec![None; ops.len()];
+        let mut key_ids = Vec::new();
+        let mut reads_by_key: Vec<Vec<usize>> = Vec::new();
         if enabled {
-            let resets: Vec<usize> =
-                (0..ops.len()).filter(|&i| matches!(ops[i].model_op.step, Step::Write(_) | Step::Cas { .. })).collect();
+            let mut ids: BTreeMap<&Option<Value>, usize> = BTreeMap::new();
+            for op in ops {
+                let next = ids.len();
+                key_ids.push(*ids.entry(&op.model_op.key).or_insert(next));
+            }
+            let mut resets_by_key: Vec<Vec<(usize, &Value)>> = vec![Vec::new(); ids.len()];
+            reads_by_key = vec![Vec::new(); ids.len()];
+            let mut by_call: Vec<usize> = (0..ops.len()).collect();
+            by_call.sort_by_key(|&i| ops[i].call);
+            for &index in &by_call {
+                match &ops[index].model_op.step {
+                    Step::Write(written) | Step::Cas { to: written, .. } => {
+                        resets_by_key[key_ids[index]].push((index, written));
+                    }
+                    Step::Read(_) if ops[index].model_op.required => reads_by_key[key_ids[index]].push(index),
+                    _ => {}
+                }
+            }
             for (index, op) in ops.iter().enumerate() {
-                if matches!(op.model_op.step, Step::Read(_)) && op.model_op.required {
+                if let (Step::Read(seen), true) = (&op.model_op.step, op.model_op.required) {
                     resets_before[index] = Some(
-                        resets
+                        resets_by_key[key_ids[index]]
                             .iter()
-                            .copied()
-                            .filter(|&r| ops[r].model_op.key == op.model_op.key && ops[r].call < op.ret)
+                            .take_while(|&&(reset, _)| ops[reset].call < op.ret)
+                            .filter(|&&(_, written)| extends(seen, written))
+                            .map(|&(reset, _)| reset)
                             .collect(),
                     );
                 }
             }
         }
-        GrowthPruning { resets_before, enabled }
+        GrowthPruning { resets_before, key_ids, reads_by_key, enabled }
     }
 
+    /// Whether a read in `window` can no longer be satisfied.
     fn dead_end(
         &self,
         window: &[usize],
@@ -471,6 +584,31 @@ impl GrowthPruning {
                 return false;
             };
             let Some(current) = table.value_of(state, &ops[op].model_op.key) else { return false };
+            !extends(seen, current) && resets.iter().all(|&reset| linearized.contains(reset))
+        })
+    }
+
+    /// Whether, `placed` having just been placed, a read of its key can no longer be satisfied.
+    /// Every op called before `earliest_call` is linearized.
+    fn dead_end_after(
+        &self,
+        placed: usize,
+        earliest_call: usize,
+        state: u32,
+        linearized: &BitSet,
+        ops: &[SearchOp],
+        table: &StateTable,
+    ) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let Some(current) = table.value_of(state, &ops[placed].model_op.key) else { return false };
+        let reads = &self.reads_by_key[self.key_ids[placed]];
+        let first = reads.partition_point(|&read| ops[read].call < earliest_call);
+        reads[first..].iter().filter(|&&read| !linearized.contains(read)).take(Self::LOOKAHEAD_READS).any(|&read| {
+            let (Some(resets), Step::Read(seen)) = (&self.resets_before[read], &ops[read].model_op.step) else {
+                unreachable!("reads_by_key holds required reads")
+            };
             !extends(seen, current) && resets.iter().all(|&reset| linearized.contains(reset))
         })
     }
