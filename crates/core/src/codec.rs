@@ -16,6 +16,11 @@ impl Encoder {
     pub fn new() -> Self {
         Encoder::default()
     }
+    /// An encoder with room for `bytes` (a record's usual size: growing a small buffer step by
+    /// step costs more than the encoding).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Encoder { bytes: Vec::with_capacity(bytes) }
+    }
     /// The encoded bytes.
     pub fn finish(self) -> Vec<u8> {
         self.bytes

@@ -15,9 +15,12 @@
 //! Ties: `seq` is assigned on push and is part of the key, so events with the same time come out in
 //! the order they were pushed, wherever they waited.
 //!
-//! Items wait in a slab and only their 24-byte keys (time, seq, slab index) move through the ring and
-//! the heaps: a simulator's event can be a hundred bytes or more (a message with its envelope), and
-//! moving it into a bucket, into the heap and along every sift path cost more than the ordering.
+//! Items wait in a slab and only their 24-byte keys (time, seq, slab index) move through the heaps:
+//! a simulator's event can be a hundred bytes or more (a message with its envelope), and moving it
+//! into a bucket, into the heap and along every sift path cost more than the ordering. A ring bucket
+//! is a list threaded through the slab (each waiting item names the next one of its bucket), so a
+//! push writes the item's own slab entry and one 4-byte bucket head, instead of missing the cache
+//! on a bucket's `Vec` header and again on its buffer.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -27,6 +30,19 @@ const BUCKET_SHIFT: u32 = 16;
 /// Buckets in the ring (a power of two): 4096 × 65.5 µs ≈ 268 ms ahead of now.
 const RING_BUCKETS: u64 = 4096;
 const RING_WORDS: usize = (RING_BUCKETS / 64) as usize;
+
+/// No slab entry (end of a bucket list or of the free list).
+const NONE: u32 = u32::MAX;
+
+/// One slab entry: a queued item with its key, or a free entry.
+struct Waiting<T> {
+    time: u64,
+    seq: u64,
+    /// The next entry of the same ring bucket, or of the free list.
+    next: u32,
+    /// `None` while the entry is free.
+    item: Option<T>,
+}
 
 /// The key of one queued item: where it comes in the order, and where it waits in the slab.
 #[derive(Clone, Copy)]
@@ -62,16 +78,18 @@ pub(crate) struct EventQueue<T> {
     cursor: u64,
     /// The events of buckets up to `cursor`, as a min-heap.
     current: BinaryHeap<Reverse<Key>>,
-    /// `ring[b % RING_BUCKETS]` holds the events of bucket `b`, for `cursor < b < cursor + RING_BUCKETS`.
-    ring: Vec<Vec<Key>>,
+    /// `ring[b % RING_BUCKETS]` is the first slab entry of the events of bucket `b` (a list through
+    /// `Waiting::next`, in no particular order), for `cursor < b < cursor + RING_BUCKETS`.
+    ring: Vec<u32>,
     /// A bit per non-empty ring slot.
     occupied: [u64; RING_WORDS],
     /// Events of buckets at or beyond `cursor + RING_BUCKETS`.
     overflow: BinaryHeap<Reverse<Key>>,
-    /// The queued items, by `Key::slot`; `None` marks a free slot.
-    slab: Vec<Option<T>>,
-    /// Free slots of `slab`, reused last-freed first (warm in cache).
-    free_slots: Vec<u32>,
+    /// The queued items, by `Key::slot`.
+    slab: Vec<Waiting<T>>,
+    /// The first free slab entry (a list through `Waiting::next`), reused last-freed first: it is
+    /// warm in cache.
+    free: u32,
     len: usize,
     next_seq: u64,
 }
@@ -82,11 +100,11 @@ impl<T> EventQueue<T> {
             floor_time: 0,
             cursor: 0,
             current: BinaryHeap::new(),
-            ring: (0..RING_BUCKETS).map(|_| Vec::new()).collect(),
+            ring: vec![NONE; RING_BUCKETS as usize],
             occupied: [0; RING_WORDS],
             overflow: BinaryHeap::new(),
             slab: Vec::new(),
-            free_slots: Vec::new(),
+            free: NONE,
             len: 0,
             next_seq: 0,
         }
@@ -109,16 +127,19 @@ impl<T> EventQueue<T> {
             self.cursor = self.cursor.max(time >> BUCKET_SHIFT);
         }
         self.len += 1;
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                debug_assert!(self.slab[slot as usize].is_none(), "a free slot is empty");
-                self.slab[slot as usize] = Some(item);
-                slot
-            }
-            None => {
-                self.slab.push(Some(item));
-                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events queued")
-            }
+        let waiting = Waiting { time, seq, next: NONE, item: Some(item) };
+        let slot = if self.free == NONE {
+            let slot = u32::try_from(self.slab.len()).expect("fewer than 2^32 - 1 events queued");
+            assert!(slot != NONE, "fewer than 2^32 - 1 events queued");
+            self.slab.push(waiting);
+            slot
+        } else {
+            let slot = self.free;
+            let entry = &mut self.slab[slot as usize];
+            debug_assert!(entry.item.is_none(), "a free entry is empty");
+            self.free = entry.next;
+            *entry = waiting;
+            slot
         };
         self.place(Key { time, seq, slot });
     }
@@ -136,8 +157,10 @@ impl<T> EventQueue<T> {
         self.len -= 1;
         debug_assert!(key.time >= self.floor_time, "time never goes backwards");
         self.floor_time = key.time;
-        let item = self.slab[key.slot as usize].take().expect("a queued key's slot holds its item");
-        self.free_slots.push(key.slot);
+        let entry = &mut self.slab[key.slot as usize];
+        let item = entry.item.take().expect("a queued key's entry holds its item");
+        entry.next = self.free;
+        self.free = key.slot;
         Some((key.time, item))
     }
 
@@ -147,7 +170,8 @@ impl<T> EventQueue<T> {
             self.current.push(Reverse(key));
         } else if bucket - self.cursor < RING_BUCKETS {
             let slot = (bucket % RING_BUCKETS) as usize;
-            self.ring[slot].push(key);
+            self.slab[key.slot as usize].next = self.ring[slot];
+            self.ring[slot] = key.slot;
             self.occupied[slot / 64] |= 1 << (slot % 64);
         } else {
             self.overflow.push(Reverse(key));
@@ -171,10 +195,12 @@ impl<T> EventQueue<T> {
             let slot = (next % RING_BUCKETS) as usize;
             if self.occupied[slot / 64] & (1 << (slot % 64)) != 0 {
                 self.occupied[slot / 64] &= !(1 << (slot % 64));
-                let mut events = std::mem::take(&mut self.ring[slot]);
-                self.current.extend(events.drain(..).map(Reverse));
-                // Give the slot its allocation back, so a steady state allocates nothing.
-                self.ring[slot] = events;
+                let mut at = std::mem::replace(&mut self.ring[slot], NONE);
+                while at != NONE {
+                    let entry = &self.slab[at as usize];
+                    self.current.push(Reverse(Key { time: entry.time, seq: entry.seq, slot: at }));
+                    at = entry.next;
+                }
             }
             // The ring now reaches one bucket further per bucket turned: admit what came in range.
             while let Some(Reverse(first)) = self.overflow.peek() {

@@ -19,6 +19,26 @@
 //! leader first commits a no-op entry of its own term. Followers redirect clients to the leader they
 //! know. Logs are compacted into snapshots (§7) that lagging followers receive with InstallSnapshot.
 //!
+//! # Batching and flow control
+//!
+//! Two things real implementations do (etcd's raft, the Raft thesis §6.4 and §10.2), which change
+//! no rule of the algorithm, only when messages go:
+//!
+//! - **At most one AppendEntries with entries in flight per follower.** Entries the leader appends
+//!   meanwhile wait and go together in the next one, sent when the reply comes. Heartbeats and read
+//!   rounds to a follower with entries in flight carry no entries and repeat only the index it is
+//!   known to match, so a reordering network cannot make them fail on a gap. Entries unanswered
+//!   for a whole heartbeat period count as lost (or their reply was): the heartbeat sends again
+//!   from the next index. Without this, every client write sent four AppendEntries and a
+//!   non-FIFO network delivered a fifth of them out of order, each refusal costing a resend.
+//! - **One read round for many reads.** A read-index read that arrives while a leadership round is
+//!   unconfirmed waits for the next round (which the next AppendEntries to everyone starts: a
+//!   heartbeat, a write, or the confirmation of the current round) instead of starting its own:
+//!   a round confirms every read that arrived before it started.
+//!
+//! Together they halve the messages per client operation (raft-5: 15.3 -> 9.2 sends per ok
+//! operation) at the price of some latency (about 11% fewer operations per simulated hour).
+//!
 //! # Guarantees and limits
 //!
 //! Linearizable reads and writes as long as servers fail by crashing (with their storage intact) and
@@ -253,7 +273,16 @@ struct LeaderState {
     match_index: Vec<u64>,
     /// Highest read round each server acknowledged in this term.
     acked_round: Vec<u64>,
+    /// The last read round started (sent to every follower).
     read_round: u64,
+    /// Reads arrived while `read_round` was unconfirmed: they wait for the next round, which the
+    /// next AppendEntries to everyone starts (a heartbeat, a write, or the confirmation of this one).
+    next_round_wanted: bool,
+    /// By server index: the last index carried by the AppendEntries with entries that is in flight
+    /// to it (0: none), and the local time it was sent. Flow control: while one is in flight,
+    /// entries appended meanwhile wait and go together in the next one.
+    in_flight_end: Vec<u64>,
+    in_flight_sent: Vec<LocalTime>,
     /// Client write requests waiting for their entry to be applied, by log index.
     pending_writes: std::collections::BTreeMap<u64, (NodeId, ClientRequest)>,
     pending_reads: Vec<PendingRead>,
@@ -273,7 +302,8 @@ const KEY_SNAPSHOT: &str = "raft/snapshot";
 /// A log entry as durable storage keeps it (record `index` of the storage's log): the compact binary
 /// encoding, since every replica writes every entry.
 fn encode_entry(entry: &Entry) -> Vec<u8> {
-    let mut encoder = Encoder::new();
+    // Room for a register or key-value operation (term, tag, process, seq, f, key and value).
+    let mut encoder = Encoder::with_capacity(80);
     encoder.u64(entry.term);
     match &entry.command {
         Command::Noop => encoder.u8(0),
@@ -493,6 +523,16 @@ impl RaftServer {
             }
             TIMER_HEARTBEAT => {
                 if self.is_leader() && tag >> 8 == self.current_term {
+                    // Entries in flight for a whole heartbeat period were lost, or their reply was:
+                    // send again from the next index (the paper's retry of an unanswered RPC).
+                    let now = ctx.now();
+                    let period = Duration::from_millis(self.params.heartbeat_ms);
+                    let leader = self.leader_mut().expect("checked: leader");
+                    for (end, sent) in leader.in_flight_end.iter_mut().zip(&leader.in_flight_sent) {
+                        if now >= *sent + period {
+                            *end = 0;
+                        }
+                    }
                     self.broadcast_append(ctx);
                     ctx.set_timer(Duration::from_millis(self.params.heartbeat_ms), tag);
                 }
@@ -582,6 +622,9 @@ impl RaftServer {
             match_index: vec![0; self.servers],
             acked_round: vec![0; self.servers],
             read_round: 0,
+            next_round_wanted: false,
+            in_flight_end: vec![0; self.servers],
+            in_flight_sent: vec![LocalTime(0); self.servers],
             pending_writes: Default::default(),
             pending_reads: Vec::new(),
             term_start_index: last + 1,
@@ -615,14 +658,47 @@ impl RaftServer {
         index
     }
 
+    /// An AppendEntries to every follower; it starts the read round that reads wait for, if any.
     fn broadcast_append(&mut self, ctx: &mut Ctx<'_, RaftMsg>) {
+        if let Some(leader) = self.leader_mut() {
+            if leader.next_round_wanted {
+                leader.next_round_wanted = false;
+                leader.read_round += 1;
+            }
+        }
         for peer in self.peers() {
             self.send_append(ctx, peer);
         }
     }
 
+    /// Sends a new entry on its way: to each follower with no entries in flight (the others get it
+    /// with the next batch, when their reply comes), or to everyone when reads wait for a round.
+    fn replicate(&mut self, ctx: &mut Ctx<'_, RaftMsg>) {
+        let Role::Leader(leader) = &self.role else { return };
+        if leader.next_round_wanted {
+            self.broadcast_append(ctx);
+            return;
+        }
+        for peer in self.peers() {
+            if self.leader_mut().is_some_and(|leader| leader.in_flight_end[peer.index()] == 0) {
+                self.send_append(ctx, peer);
+            }
+        }
+    }
+
+    /// Whether a majority (the leader included) acknowledged the last read round started.
+    fn read_round_confirmed(&self) -> bool {
+        let Role::Leader(leader) = &self.role else { return false };
+        let id = self.id.index();
+        let acked = leader.acked_round.iter().enumerate().filter(|(peer, r)| *peer == id || **r >= leader.read_round);
+        acked.count() >= self.majority()
+    }
+
     /// Sends `peer` what it is missing from its next index (or a snapshot when that part of the log
-    /// is compacted), optimistically assuming it will arrive (pipelining).
+    /// is compacted), optimistically assuming it will arrive (pipelining), unless entries to it are
+    /// in flight already: then an AppendEntries without entries that only repeats what `peer` is
+    /// known to match (a heartbeat or read round, which cannot fail on a gap however the network
+    /// reorders it).
     fn send_append(&mut self, ctx: &mut Ctx<'_, RaftMsg>, peer: NodeId) {
         let term = self.current_term;
         let commit = self.commit_index;
@@ -630,6 +706,20 @@ impl RaftServer {
         let Role::Leader(leader) = &self.role else { return };
         let next = leader.next_index[peer.index()].max(1);
         let read_round = leader.read_round;
+        let matched = leader.match_index[peer.index()];
+        if leader.in_flight_end[peer.index()] != 0 && matched >= self.snapshot_index {
+            let prev_log_term = self.term_at(matched).expect("a matched index at or after the snapshot");
+            let msg = RaftMsg::AppendEntries {
+                term,
+                prev_log_index: matched,
+                prev_log_term,
+                entries: Vec::new(),
+                leader_commit: commit,
+                read_round,
+            };
+            ctx.send(peer, msg);
+            return;
+        }
         if next <= self.snapshot_index {
             let msg = RaftMsg::InstallSnapshot {
                 term,
@@ -648,8 +738,13 @@ impl RaftServer {
         let entries: Vec<Arc<Entry>> = self.log[first..(end - self.snapshot_index) as usize].to_vec();
         let msg =
             RaftMsg::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit: commit, read_round };
+        let now = ctx.now();
         if let Some(leader) = self.leader_mut() {
             leader.next_index[peer.index()] = end + 1;
+            if end >= next {
+                leader.in_flight_end[peer.index()] = end;
+                leader.in_flight_sent[peer.index()] = now;
+            }
         }
         ctx.send(peer, msg);
     }
@@ -881,8 +976,17 @@ impl RaftServer {
             let index = index.min(last);
             leader.match_index[peer] = leader.match_index[peer].max(index);
             leader.next_index[peer] = leader.next_index[peer].max(index + 1);
+            let sent_waiting = leader.in_flight_end[peer] != 0 && index >= leader.in_flight_end[peer];
+            if sent_waiting {
+                leader.in_flight_end[peer] = 0;
+            }
             self.advance_commit(ctx);
+            if sent_waiting && self.leader_mut().is_some_and(|leader| leader.next_index[peer] <= last) {
+                // What was appended while those entries were in flight goes now, in one message.
+                self.send_append(ctx, from);
+            }
         } else {
+            leader.in_flight_end[peer] = 0;
             // Back off to the hint (never below what is known to match) and resend at once, but only
             // when that moved back: a duplicated or stale refusal must not start a second stream of
             // AppendEntries (duplicates would multiply them); the next heartbeat retries anyway.
@@ -894,6 +998,9 @@ impl RaftServer {
             }
         }
         self.serve_confirmed_reads(ctx);
+        if self.leader_mut().is_some_and(|leader| leader.next_round_wanted) && self.read_round_confirmed() {
+            self.broadcast_append(ctx); // the round that reads which came during the last one wait for
+        }
     }
 
     /// Commit rule (§5.3, §5.4.2): the highest index stored on a majority whose entry is of the
@@ -986,12 +1093,20 @@ impl RaftServer {
         // Read index needs an entry of this term committed: before that, the leader's commit index
         // may lag what earlier leaders committed. Until then reads go through the log.
         if read_only && read_index_mode && commit_index >= leader.term_start_index {
-            leader.read_round += 1;
-            let round = leader.read_round;
-            leader.pending_reads.push(PendingRead { client, request, read_index: commit_index, round });
             if majority == 1 {
+                leader.pending_reads.push(PendingRead { client, request, read_index: commit_index, round: 0 });
                 self.serve_confirmed_reads(ctx);
-            } else {
+                return;
+            }
+            // One heartbeat round confirms every read that arrived before it started (the Raft
+            // thesis, §6.4): a read that comes while a round is unconfirmed waits for the next one,
+            // which starts with the next AppendEntries to everyone.
+            let in_flight = !self.read_round_confirmed();
+            let leader = self.leader_mut().expect("checked: leader");
+            let round = leader.read_round + 1;
+            leader.pending_reads.push(PendingRead { client, request, read_index: commit_index, round });
+            leader.next_round_wanted = true;
+            if !in_flight {
                 self.broadcast_append(ctx);
             }
             return;
@@ -1014,14 +1129,14 @@ impl RaftServer {
             // there is one after it, or the client would wait for a write that may never come.
             if self.last_log_term() != self.current_term {
                 self.append_local(ctx, Command::Noop);
-                self.broadcast_append(ctx);
+                self.replicate(ctx);
                 self.advance_commit(ctx);
             }
             return;
         }
         let index = self.append_local(ctx, Command::Client(request.clone()));
         self.leader_mut().expect("still leader").pending_writes.insert(index, (client, request));
-        self.broadcast_append(ctx);
+        self.replicate(ctx);
         self.advance_commit(ctx);
     }
 
