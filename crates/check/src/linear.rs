@@ -27,6 +27,10 @@ pub struct LinearizabilityOptions {
     /// Give up with verdict "unknown" when the memo cache or the table of model states would take
     /// more than this many bytes (1 GiB unless told otherwise).
     pub max_memory_bytes: usize,
+    /// Not partitioned, on a history of several keys: how many steps the whole-history search may
+    /// take before the verdict is settled key by key and then checked on the whole history (see
+    /// [`check_linearizable`]). 0 settles it key by key at once.
+    pub whole_search_steps: u64,
 }
 
 impl Default for LinearizabilityOptions {
@@ -38,6 +42,7 @@ impl Default for LinearizabilityOptions {
             initial: Value::Nil,
             max_memory_entries: 50_000_000,
             max_memory_bytes: Budget::DEFAULT_MAX_BYTES,
+            whole_search_steps: 500_000,
         }
     }
 }
@@ -198,8 +203,15 @@ impl Budget {
 
 /// The outcome of one search.
 pub(crate) enum SearchOutcome {
-    Valid,
-    Invalid { prefix: Vec<(usize, u32)>, state: u32, unplaceable: usize },
+    /// Linearizable: the ops placed, in order (unknown-outcome ops may be missing).
+    Valid {
+        order: Vec<usize>,
+    },
+    Invalid {
+        prefix: Vec<(usize, u32)>,
+        state: u32,
+        unplaceable: usize,
+    },
     Unknown(String),
     OutOfSteps,
 }
@@ -336,7 +348,7 @@ pub(crate) fn search(
     let mut open_new = true;
     loop {
         if required_left == 0 {
-            return SearchOutcome::Valid;
+            return SearchOutcome::Valid { order: frames.iter().map(|frame| frame.placed).collect() };
         }
         if open_new {
             // Collect the window of the new configuration.
@@ -664,6 +676,15 @@ pub(crate) fn counterexample(
 
 /// Checks that `history` is linearizable with respect to `model`.
 ///
+/// Partitioned (the default), each key's operations are searched on their own. Not partitioned,
+/// the whole history is one search; when that search runs past `whole_search_steps` steps on a
+/// history of several keys, the verdict is settled key by key and then stated of the whole
+/// history, without relying on linearizability being local:
+/// - if one key's operations alone cannot be linearized, neither can the whole history (an order
+///   of all operations would give one for them);
+/// - if every key's can, their orders are merged into one order of all operations that respects
+///   real time, and that order is replayed on the whole model and checked against real time.
+///
 /// A malformed history (a completion without an invocation, an unknown operation for the model, ...)
 /// is an error, never a verdict.
 pub fn check_linearizable(
@@ -674,42 +695,269 @@ pub fn check_linearizable(
     let ops = operations(history)?;
     let compiled = compile_all(history, &ops, model, options.strict_cas)?;
     let mut verdict = Verdict::new("linearizable", Some(model.to_string()), ops.len());
-    let mut budget = Budget::new(options.time_budget, options.max_memory_entries, options.max_memory_bytes);
-    let mut unknown_reason = None;
-    // Partitions are searched round-robin with a step limit that grows fourfold each round, so that
-    // one hard partition cannot hide an easy violation in another (a restart wastes at most a third).
-    let mut pending: Vec<(Option<Value>, Vec<SearchOp>)> =
-        partitions(compiled, options.partition).into_iter().collect();
-    let mut step_limit = 20_000u64;
-    let mut table = StateTable::new(model, &options.initial);
-    let mut cache = ConfigCache::new(1);
-    while !pending.is_empty() {
-        let mut still_pending = Vec::new();
-        for (key, group) in pending {
-            // One table and one cache for every partition: cleared, their allocations reused.
-            table.reset();
-            let outcome = search(&group, &mut table, &mut cache, &mut budget, step_limit);
-            match outcome {
-                SearchOutcome::Valid => {}
-                SearchOutcome::OutOfSteps => still_pending.push((key, group)),
-                SearchOutcome::Invalid { prefix, state, unplaceable } => {
-                    verdict.valid = Validity::Invalid;
-                    verdict.counterexample =
-                        Some(counterexample(&ops, &group, &table, key, prefix, state, unplaceable));
-                    return Ok(verdict);
-                }
-                SearchOutcome::Unknown(reason) => {
-                    // Go on: a later partition may still prove the history invalid.
-                    unknown_reason.get_or_insert(reason);
-                }
+    let mut search = GroupSearch {
+        ops: &ops,
+        table: StateTable::new(model, &options.initial),
+        cache: ConfigCache::new(1),
+        budget: Budget::new(options.time_budget, options.max_memory_entries, options.max_memory_bytes),
+    };
+    let keys: BTreeSet<&Option<Value>> = compiled.iter().map(|op| &op.model_op.key).collect();
+    let outcome = if options.partition || keys.len() <= 1 {
+        search.run(&partitions(compiled, options.partition), None)
+    } else {
+        let whole = partitions(compiled, false);
+        match search.run(&whole, Some(options.whole_search_steps)) {
+            GroupsOutcome::OutOfSteps => {
+                let by_key = partitions(whole.into_values().flatten().collect(), true);
+                let (outcome, note) = search.settle_by_key(&by_key, model, options);
+                verdict.reason = note;
+                outcome
             }
+            outcome => outcome,
         }
-        pending = still_pending;
-        step_limit = step_limit.saturating_mul(4);
-    }
-    if let Some(reason) = unknown_reason {
-        verdict.valid = Validity::Unknown;
-        verdict.reason = Some(reason);
+    };
+    match outcome {
+        GroupsOutcome::Valid { .. } => {}
+        GroupsOutcome::Invalid(counterexample) => {
+            verdict.valid = Validity::Invalid;
+            verdict.counterexample = Some(*counterexample);
+        }
+        GroupsOutcome::Unknown(reason) => {
+            verdict.valid = Validity::Unknown;
+            verdict.reason = Some(reason);
+        }
+        GroupsOutcome::OutOfSteps => unreachable!("only a search with a step cap runs out of steps"),
     }
     Ok(verdict)
+}
+
+/// The outcome of searching some groups of ops (keys, or the whole history).
+enum GroupsOutcome {
+    /// Every group is linearizable: one order per group, as history op ids.
+    Valid {
+        orders: Vec<Vec<usize>>,
+    },
+    Invalid(Box<Counterexample>),
+    Unknown(String),
+    /// The step cap was reached before a verdict.
+    OutOfSteps,
+}
+
+/// What searching groups of ops shares: the history's operations, one state table and one memo
+/// (cleared between groups, their allocations reused) and one budget.
+struct GroupSearch<'a> {
+    ops: &'a [Operation],
+    table: StateTable,
+    cache: ConfigCache,
+    budget: Budget,
+}
+
+impl GroupSearch<'_> {
+    /// Searches the groups round-robin with a step limit that grows fourfold each round, so that one
+    /// hard group cannot hide an easy violation in another (a restart wastes at most a third).
+    /// With `step_cap`, gives up with `OutOfSteps` once a round's limit would pass it.
+    fn run(&mut self, groups: &BTreeMap<Option<Value>, Vec<SearchOp>>, step_cap: Option<u64>) -> GroupsOutcome {
+        let mut pending: Vec<&Option<Value>> = groups.keys().collect();
+        let mut orders: BTreeMap<&Option<Value>, Vec<usize>> = BTreeMap::new();
+        let mut unknown_reason = None;
+        let mut step_limit = 20_000u64;
+        while !pending.is_empty() {
+            if step_cap.is_some_and(|cap| step_limit > cap) {
+                return GroupsOutcome::OutOfSteps;
+            }
+            let mut still_pending = Vec::new();
+            for key in pending {
+                let group = &groups[key];
+                self.table.reset();
+                match search(group, &mut self.table, &mut self.cache, &mut self.budget, step_limit) {
+                    SearchOutcome::Valid { order } => {
+                        orders.insert(key, order.iter().map(|&local| group[local].op_index).collect());
+                    }
+                    SearchOutcome::OutOfSteps => still_pending.push(key),
+                    SearchOutcome::Invalid { prefix, state, unplaceable } => {
+                        return GroupsOutcome::Invalid(Box::new(counterexample(
+                            self.ops,
+                            group,
+                            &self.table,
+                            key.clone(),
+                            prefix,
+                            state,
+                            unplaceable,
+                        )));
+                    }
+                    SearchOutcome::Unknown(reason) => {
+                        // Go on: a later group may still prove the history invalid.
+                        unknown_reason.get_or_insert(reason);
+                    }
+                }
+            }
+            pending = still_pending;
+            step_limit = step_limit.saturating_mul(4);
+        }
+        match unknown_reason {
+            Some(reason) => GroupsOutcome::Unknown(reason),
+            None => GroupsOutcome::Valid { orders: orders.into_values().collect() },
+        }
+    }
+
+    /// Settles a whole history's verdict from its keys' searches (see [`check_linearizable`]); the
+    /// note says how.
+    fn settle_by_key(
+        &mut self,
+        by_key: &BTreeMap<Option<Value>, Vec<SearchOp>>,
+        model: Model,
+        options: &LinearizabilityOptions,
+    ) -> (GroupsOutcome, Option<String>) {
+        let prelude = format!(
+            "the whole-history search ran past {} steps, so each key was searched on its own",
+            options.whole_search_steps
+        );
+        match self.run(by_key, None) {
+            GroupsOutcome::Valid { orders } => {
+                let by_id: BTreeMap<usize, &SearchOp> = by_key.values().flatten().map(|op| (op.op_index, op)).collect();
+                let orders: Vec<Vec<&SearchOp>> =
+                    orders.iter().map(|order| order.iter().map(|id| by_id[id]).collect()).collect();
+                let required = by_id.values().filter(|op| op.model_op.required).count();
+                let checked = merge_orders(&orders)
+                    .ok_or_else(|| "the keys' orders could not be merged in real-time order".to_string())
+                    .and_then(|order| check_order(&order, required, model, &options.initial).map(|()| order.len()));
+                match checked {
+                    Ok(placed) => (
+                        GroupsOutcome::Valid { orders: Vec::new() },
+                        Some(format!(
+                            "{prelude}; their orders merged into one order of {placed} operations, which was replayed \
+                             on the whole model and respects real time"
+                        )),
+                    ),
+                    Err(problem) => {
+                        debug_assert!(false, "merging linearizations of independent keys failed: {problem}");
+                        (GroupsOutcome::Unknown(format!("{prelude}, but {problem}")), None)
+                    }
+                }
+            }
+            GroupsOutcome::Invalid(counterexample) => {
+                let key = counterexample.key.as_ref().map_or("?".to_string(), |key| key.to_string());
+                let note = format!(
+                    "{prelude}: the operations on key {key} alone cannot be linearized, so neither can the whole \
+                     history (an order of all operations would give one for them)"
+                );
+                (GroupsOutcome::Invalid(counterexample), Some(note))
+            }
+            other => (other, Some(prelude)),
+        }
+    }
+}
+
+/// Merges one linearization per key into one order of all their ops that respects real time (an op
+/// comes after every op that returned before it was called), taking each key's ops in their order.
+/// Always possible when each order respects real time (Herlihy & Wing's locality argument);
+/// `None` otherwise.
+fn merge_orders<'a>(orders: &[Vec<&'a SearchOp>]) -> Option<Vec<&'a SearchOp>> {
+    // The returns of the ops not merged yet, earliest first.
+    let mut pending_returns: BTreeSet<(usize, usize)> =
+        orders.iter().flatten().map(|op| (op.ret, op.op_index)).collect();
+    let total = pending_returns.len();
+    let mut heads = vec![0usize; orders.len()];
+    let mut merged = Vec::with_capacity(total);
+    while merged.len() < total {
+        let earliest_return = pending_returns.first().map_or(usize::MAX, |&(ret, _)| ret);
+        // The next op of some key that no op still to come returned before.
+        let (_, key) = (0..orders.len())
+            .filter_map(|key| orders[key].get(heads[key]).map(|op| (op.call, key)))
+            .filter(|&(call, _)| call < earliest_return)
+            .min()?;
+        let op = orders[key][heads[key]];
+        heads[key] += 1;
+        pending_returns.remove(&(op.ret, op.op_index));
+        merged.push(op);
+    }
+    Some(merged)
+}
+
+/// Checks an order of ops as a linearization of the whole history: each op at most once, every
+/// one of the `required` ops there, no op after one that was called after it returned, and every
+/// step legal on `model` from its initial state.
+fn check_order(order: &[&SearchOp], required: usize, model: Model, initial: &Value) -> Result<(), String> {
+    let distinct: BTreeSet<usize> = order.iter().map(|op| op.op_index).collect();
+    if distinct.len() != order.len() {
+        return Err("the merged order places an operation twice".into());
+    }
+    let placed_required = order.iter().filter(|op| op.model_op.required).count();
+    if placed_required != required {
+        return Err(format!("the merged order holds {placed_required} of the {required} completed operations"));
+    }
+    let mut table = StateTable::new(model, initial);
+    let mut state = StateTable::INITIAL;
+    let mut latest_call = None;
+    for (number, op) in order.iter().enumerate() {
+        if latest_call.is_some_and(|latest| op.ret < latest) {
+            return Err(format!("operation {} comes after one called after it returned", op.op_index));
+        }
+        latest_call = latest_call.max(Some(op.call));
+        let number = u32::try_from(number).expect("fewer than 2^32 ops");
+        state = table
+            .step(state, number, &op.model_op)
+            .ok_or_else(|| format!("operation {} is not legal where the merged order puts it", op.op_index))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_history;
+
+    /// Two keys: p0 puts x=1 then y=1; p1 reads y=1 then x=1 while they run.
+    const TWO_KEYS: &str = r#"{:process 0, :type :invoke, :f :put, :key "x", :value "1"}
+{:process 1, :type :invoke, :f :get, :key "y", :value nil}
+{:process 0, :type :ok, :f :put, :key "x", :value "1"}
+{:process 0, :type :invoke, :f :put, :key "y", :value "1"}
+{:process 0, :type :ok, :f :put, :key "y", :value "1"}
+{:process 1, :type :ok, :f :get, :key "y", :value "1"}
+{:process 1, :type :invoke, :f :get, :key "x", :value nil}
+{:process 1, :type :ok, :f :get, :key "x", :value "1"}"#;
+
+    fn compiled(text: &str) -> Vec<SearchOp> {
+        let history = parse_history(text, None).expect("well formed");
+        let ops = operations(&history).expect("well formed");
+        compile_all(&history, &ops, Model::KeyValue, false).expect("compiles")
+    }
+
+    fn by_id<'a>(ops: &'a [SearchOp], ids: &[usize]) -> Vec<&'a SearchOp> {
+        ids.iter().map(|&id| ops.iter().find(|op| op.op_index == id).expect("an op of the history")).collect()
+    }
+
+    #[test]
+    fn merging_keeps_each_keys_order_and_real_time() {
+        let ops = compiled(TWO_KEYS);
+        // Ops by id: 0 put x, 1 get y, 2 put y, 3 get x. Key x: [0, 3]; key y: [2, 1].
+        let orders = vec![by_id(&ops, &[0, 3]), by_id(&ops, &[2, 1])];
+        let merged: Vec<usize> = merge_orders(&orders).expect("mergeable").iter().map(|op| op.op_index).collect();
+        assert_eq!(merged.len(), 4);
+        let at = |id: usize| merged.iter().position(|&m| m == id).expect("merged");
+        assert!(at(0) < at(3) && at(2) < at(1), "each key's order kept: {merged:?}");
+        // get x (3) was called after put y (2) returned, and get y (1) returned before get x was called.
+        assert!(at(2) < at(3) && at(1) < at(3), "real time kept: {merged:?}");
+        let merged_ops = merge_orders(&orders).expect("mergeable");
+        check_order(&merged_ops, 4, Model::KeyValue, &Value::from("")).expect("a linearization of the whole");
+    }
+
+    #[test]
+    fn a_bad_order_is_rejected() {
+        let ops = compiled(TWO_KEYS);
+        let check = |ids: &[usize], required: usize| {
+            check_order(&by_id(&ops, ids), required, Model::KeyValue, &Value::from(""))
+        };
+        check(&[0, 2, 1, 3], 4).expect("a linearization");
+        // get y before put y: not legal.
+        assert!(check(&[0, 1, 2, 3], 4).unwrap_err().contains("not legal"));
+        // get x (called after put y returned) before put y: real time broken.
+        assert!(check(&[0, 3, 2, 1], 4).unwrap_err().contains("called after it returned"));
+        // An op missing, or twice.
+        assert!(check(&[0, 2, 1], 4).unwrap_err().contains("3 of the 4"));
+        assert!(check(&[0, 2, 1, 3, 3], 4).unwrap_err().contains("twice"));
+        // Orders that contradict real time cannot be merged.
+        let contradicting = vec![by_id(&ops, &[3, 0]), by_id(&ops, &[2, 1])];
+        assert!(merge_orders(&contradicting).is_none());
+    }
 }

@@ -1,5 +1,5 @@
 //! Differential tests: on thousands of random small histories of every model, the linearizability
-//! checker (partitioned and not) and the sequential-consistency checker agree with a brute-force
+//! checker (partitioned, not, and settled key by key) and the sequential-consistency checker agree with a brute-force
 //! enumeration of all orders, written here independently of the checkers' models.
 
 use detsim_check::{
@@ -181,8 +181,11 @@ fn random_history(model: Model, choices: &mut Choices) -> History {
     let budget = 1 + choices.pick(7);
     // Two or three keys where the model has them, so that searches over several keys at once (no
     // partitioning: the key-order reduction, the read lookahead) meet interleavings worth getting wrong.
-    let keys: &[&str] =
-        if matches!(model, Model::KeyValue | Model::Register) { &["a", "b", "c"][..2 + choices.pick(2)] } else { &["a"] };
+    let keys: &[&str] = if matches!(model, Model::KeyValue | Model::Register) {
+        &["a", "b", "c"][..2 + choices.pick(2)]
+    } else {
+        &["a"]
+    };
     let mut truth: BTreeMap<Option<Value>, Object> = BTreeMap::new();
     let mut running: Vec<Option<Running>> = (0..processes).map(|_| None).collect();
     let mut retired = vec![false; processes];
@@ -341,15 +344,19 @@ fn agree(model_index: usize, choices: &[u8], strict_cas: bool) -> Result<(), Tes
     let ops = operations(&history).expect("generated histories are well formed");
     let expected_linearizable = brute_force(&ops, model, strict_cas, true);
     let expected_sequential = brute_force(&ops, model, strict_cas, false);
-    for partition in [true, false] {
-        let options = LinearizabilityOptions { partition, strict_cas, ..LinearizabilityOptions::default() };
+    // Partitioned; the whole history as one search; and settled key by key, then checked whole.
+    let whole_steps = LinearizabilityOptions::default().whole_search_steps;
+    for (partition, whole_search_steps) in [(true, whole_steps), (false, whole_steps), (false, 0)] {
+        let options =
+            LinearizabilityOptions { partition, strict_cas, whole_search_steps, ..LinearizabilityOptions::default() };
         let verdict = check_linearizable(&history, model, &options).expect("well formed");
         prop_assert_eq!(
             verdict.is_valid(),
             expected_linearizable,
-            "linearizable, {} partition={} strict={}: {}\n{:#?}",
+            "linearizable, {} partition={} whole_search_steps={} strict={}: {}\n{:#?}",
             model,
             partition,
+            whole_search_steps,
             strict_cas,
             verdict,
             ops

@@ -33,9 +33,14 @@ pub struct CheckArgs {
     /// models), availability.
     #[arg(long, value_delimiter = ',')]
     pub consistency: Vec<String>,
-    /// Check the whole history at once instead of key by key (same verdict, much slower).
+    /// Check the whole history at once instead of key by key (same verdict, much slower). Past
+    /// `--whole-search-steps`, the verdict is settled key by key and checked on the whole history.
     #[arg(long)]
     pub no_partition: bool,
+    /// With --no-partition: steps the whole-history search may take before the verdict is settled
+    /// key by key (then a valid verdict's merged order is replayed on the whole model).
+    #[arg(long, default_value_t = 500_000)]
+    pub whole_search_steps: u64,
     /// Porcupine's reading of a failed cas: it ran and saw a value other than `from`, so it must fit
     /// the order (the default is Knossos': a failed cas did not happen).
     #[arg(long)]
@@ -283,6 +288,7 @@ fn check_file(file: &Path, args: &CheckArgs, checks: &[Check]) -> FileOutcome {
         initial: args.initial.clone().unwrap_or_default(),
         max_memory_entries: (args.max_memory_mb.saturating_mul(1 << 20) / 48).max(1),
         max_memory_bytes: args.max_memory_mb.saturating_mul(1 << 20).max(1),
+        whole_search_steps: args.whole_search_steps,
     };
     let heal_ns = args.heal_at.map(nanos).or_else(|| args.fault_windows.iter().map(|w| w.end_ns).max());
     let options = CheckOptions { model, txn_model, linear, heal_ns, settle_ns: args.settle.map_or(0, nanos) };
@@ -391,6 +397,9 @@ fn recheck_command(file: &Path, args: &CheckArgs, checks: &[Check]) -> String {
     }
     if args.no_partition {
         parts.push("--no-partition".into());
+        if args.whole_search_steps != LinearizabilityOptions::default().whole_search_steps {
+            parts.extend(["--whole-search-steps".to_string(), args.whole_search_steps.to_string()]);
+        }
     }
     if args.strict_cas {
         parts.push("--strict-cas".into());
