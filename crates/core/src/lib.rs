@@ -7,6 +7,7 @@ pub mod fault;
 pub mod history;
 pub mod net;
 pub mod node;
+mod prefetch;
 mod queue;
 pub mod rng;
 pub mod sim;

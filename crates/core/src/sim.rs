@@ -310,7 +310,13 @@ impl<N: Node> Simulation<N> {
     }
 
     fn push(&mut self, time: u64, kind: EventKind<N::Msg>) {
-        self.queue.push(time, kind);
+        // The hint is the node the event goes to, so the next event's node can be fetched early.
+        let node = match &kind {
+            EventKind::Start { node } | EventKind::Timer { node, .. } => node.0,
+            EventKind::Deliver { to, .. } => to.0,
+            EventKind::Fault { .. } => 0,
+        };
+        self.queue.push(time, node, kind);
     }
 
     fn start_if_needed(&mut self) {
@@ -362,6 +368,14 @@ impl<N: Node> Simulation<N> {
         let Some((time, kind)) = self.queue.pop() else {
             return Ok(false);
         };
+        // Start loading the nodes of the next two events while this one is handled.
+        for node in self.queue.peek_hints().into_iter().flatten() {
+            if let Some(slot) = self.nodes.get(node as usize) {
+                crate::prefetch::prefetch(&slot.status);
+                crate::prefetch::prefetch(&slot.clock);
+                crate::prefetch::prefetch(&slot.state);
+            }
+        }
         debug_assert!(time >= self.now.0, "time never goes backwards");
         self.now = SimTime(time);
         self.stats.events += 1;
