@@ -360,9 +360,9 @@ pub(crate) fn search(
             }
             let just_placed = frames.last().map(|frame| frame.placed);
             let earliest_call = if next[head] == none { usize::MAX } else { ops[next[head] / 2].call };
-            if growth.dead_end(&candidates[start..], state, &linearized, ops, table)
-                || just_placed
-                    .is_some_and(|placed| growth.dead_end_after(placed, earliest_call, state, &linearized, ops, table))
+            let at = SearchPoint { state, linearized: &linearized, ops, table };
+            if growth.dead_end(&candidates[start..], &at)
+                || just_placed.is_some_and(|placed| growth.dead_end_after(placed, earliest_call, &at))
             {
                 candidates.truncate(start);
             }
@@ -580,50 +580,50 @@ impl GrowthPruning {
     }
 
     /// Whether a read in `window` can no longer be satisfied.
-    fn dead_end(
-        &self,
-        window: &[usize],
-        state: u32,
-        linearized: &BitSet,
-        ops: &[SearchOp],
-        table: &StateTable,
-    ) -> bool {
-        if !self.enabled {
-            return false;
-        }
-        window.iter().any(|&op| {
-            let (Some(resets), Step::Read(seen)) = (&self.resets_before[op], &ops[op].model_op.step) else {
-                return false;
-            };
-            let Some(current) = table.value_of(state, &ops[op].model_op.key) else { return false };
-            !extends(seen, current) && resets.iter().all(|&reset| linearized.contains(reset))
-        })
+    fn dead_end(&self, window: &[usize], at: &SearchPoint<'_>) -> bool {
+        self.enabled
+            && window.iter().any(|&op| {
+                self.resets_before[op].is_some()
+                    && at
+                        .table
+                        .value_of(at.state, &at.ops[op].model_op.key)
+                        .is_some_and(|current| self.stranded(op, current, at))
+            })
     }
 
     /// Whether, `placed` having just been placed, a read of its key can no longer be satisfied.
     /// Every op called before `earliest_call` is linearized.
-    fn dead_end_after(
-        &self,
-        placed: usize,
-        earliest_call: usize,
-        state: u32,
-        linearized: &BitSet,
-        ops: &[SearchOp],
-        table: &StateTable,
-    ) -> bool {
+    fn dead_end_after(&self, placed: usize, earliest_call: usize, at: &SearchPoint<'_>) -> bool {
         if !self.enabled {
             return false;
         }
-        let Some(current) = table.value_of(state, &ops[placed].model_op.key) else { return false };
+        let ops = at.ops;
+        let Some(current) = at.table.value_of(at.state, &ops[placed].model_op.key) else { return false };
         let reads = &self.reads_by_key[self.key_ids[placed]];
         let first = reads.partition_point(|&read| ops[read].call < earliest_call);
-        reads[first..].iter().filter(|&&read| !linearized.contains(read)).take(Self::LOOKAHEAD_READS).any(|&read| {
-            let (Some(resets), Step::Read(seen)) = (&self.resets_before[read], &ops[read].model_op.step) else {
-                unreachable!("reads_by_key holds required reads")
-            };
-            !extends(seen, current) && resets.iter().all(|&reset| linearized.contains(reset))
-        })
+        reads[first..]
+            .iter()
+            .filter(|&&read| !at.linearized.contains(read))
+            .take(Self::LOOKAHEAD_READS)
+            .any(|&read| self.stranded(read, current, at))
     }
+
+    /// Whether `read`, while its key holds `current`, can no longer be satisfied: it saw a value
+    /// that does not extend `current`, and every reset that could start that value again is placed.
+    fn stranded(&self, read: usize, current: &Value, at: &SearchPoint<'_>) -> bool {
+        let (Some(resets), Step::Read(seen)) = (&self.resets_before[read], &at.ops[read].model_op.step) else {
+            return false;
+        };
+        !extends(seen, current) && resets.iter().all(|&reset| at.linearized.contains(reset))
+    }
+}
+
+/// Where a search stands: its model state and linearized set, over its ops and state table.
+struct SearchPoint<'a> {
+    state: u32,
+    linearized: &'a BitSet,
+    ops: &'a [SearchOp],
+    table: &'a StateTable,
 }
 
 /// Groups compiled ops by key (each group keeps history order), or one group when not partitioning.

@@ -177,7 +177,7 @@ fn run_single(simulated_s: u64) -> Outcome {
 
 fn raft_5() -> Vec<BenchResult> {
     run_raft(20); // warm-up
-    // Each outcome holds its finished simulation until the end of this function, out of the timing.
+                  // Each outcome holds its finished simulation until the end of this function, out of the timing.
     let (raft, wall_s) = timed(|| run_raft(SIMULATED_S));
     let (single, single_s) = timed(|| run_single(SIMULATED_S));
     let ratio = |wall_s: f64| if wall_s > 0.0 { SIMULATED_S as f64 / wall_s } else { 0.0 };
