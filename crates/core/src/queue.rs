@@ -1,16 +1,18 @@
-//! The event queue: a timing wheel in front of a small binary heap, ordered by (time, insertion
-//! sequence).
+//! The event queue: a timing wheel in front of the current bucket (sorted) and a small heap, ordered
+//! by (time, insertion sequence).
 //!
 //! A discrete-event scheduler never schedules into the past, and most events are due within a few
 //! network latencies of now. So time is cut into buckets of `2^BUCKET_SHIFT` ns; a ring of
 //! `RING_BUCKETS` buckets covers the next ~270 ms (a hashed timing wheel: Varghese and Lauck, "Hashed
 //! and hierarchical timing wheels", SOSP 1987), and pushing there is an append to the bucket's `Vec`.
-//! When the clock reaches a bucket, its events move into `current`, a binary heap small enough to
-//! stay in cache, which hands them out in (time, seq) order. Events beyond the ring wait in an
+//! When the clock reaches a bucket, its events move into `current`: sorted once (cheaper than a
+//! sift-down per event through a heap of the thousand events a busy bucket holds), beside a small
+//! heap for the events pushed into that bucket afterwards; the two hand them out in (time, seq)
+//! order. Events beyond the ring wait in an
 //! overflow heap and enter the ring as it turns. With hundreds of thousands of messages in flight this
 //! is several times faster than one big `BinaryHeap`, whose sift-downs touch a new cache line at every
 //! level; with few events it costs a bitmap scan, and a push into an empty queue goes straight to
-//! `current` (the wheel turns to its bucket at once).
+//! `current`'s heap (the wheel turns to its bucket at once).
 //!
 //! Ties: `seq` is assigned on push and is part of the key, so events with the same time come out in
 //! the order they were pushed, wherever they waited.
@@ -74,6 +76,75 @@ impl Ord for Key {
     }
 }
 
+/// The events of the buckets up to the cursor: the bucket last turned to, sorted once when the wheel
+/// reached it (a sort of a thousand keys costs less than a thousand sift-downs through a heap of
+/// them), and a small heap for events pushed into that bucket or earlier afterwards (rare: they are
+/// due within one bucket width of now, or the queue was empty).
+struct Current {
+    /// Sorted latest first, so the next one is at the end.
+    sorted: Vec<Key>,
+    late: BinaryHeap<Reverse<Key>>,
+}
+
+impl Current {
+    fn is_empty(&self) -> bool {
+        self.sorted.is_empty() && self.late.is_empty()
+    }
+
+    fn push(&mut self, key: Key) {
+        self.late.push(Reverse(key));
+    }
+
+    /// Takes a bucket's keys (leaving `keys` an empty buffer to reuse); `self` must be empty.
+    fn load(&mut self, keys: &mut Vec<Key>) {
+        debug_assert!(self.sorted.is_empty());
+        std::mem::swap(&mut self.sorted, keys);
+        self.sorted.sort_unstable_by(|a, b| b.cmp(a));
+    }
+
+    fn peek(&self) -> Option<&Key> {
+        match (self.sorted.last(), self.late.peek()) {
+            (Some(sorted), Some(Reverse(late))) => Some(if late < sorted { late } else { sorted }),
+            (sorted, late) => sorted.or(late.map(|Reverse(key)| key)),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Key> {
+        let late_first = match (self.sorted.last(), self.late.peek()) {
+            (Some(sorted), Some(Reverse(late))) => late < sorted,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if late_first {
+            self.late.pop().map(|Reverse(key)| key)
+        } else {
+            self.sorted.pop()
+        }
+    }
+
+    /// The next key and the one after it.
+    fn next_two(&self) -> [Option<&Key>; 2] {
+        // The two smallest are among the sorted list's last two and the heap's top and its children.
+        let n = self.sorted.len();
+        let heap = self.late.as_slice();
+        let mut candidates = [self.sorted.get(n.wrapping_sub(1)), self.sorted.get(n.wrapping_sub(2)), None, None, None];
+        for (slot, entry) in candidates[2..].iter_mut().zip(heap.iter().take(3)) {
+            *slot = Some(&entry.0);
+        }
+        let mut first: Option<&Key> = None;
+        let mut second: Option<&Key> = None;
+        for key in candidates.into_iter().flatten() {
+            if first.is_none_or(|f| key < f) {
+                second = first;
+                first = Some(key);
+            } else if second.is_none_or(|s| key < s) {
+                second = Some(key);
+            }
+        }
+        [first, second]
+    }
+}
+
 /// A priority queue of `T` keyed by `(time, seq)` for times that never precede the last pop.
 pub(crate) struct EventQueue<T> {
     /// The time of the last pop: nothing may be pushed before it.
@@ -81,8 +152,8 @@ pub(crate) struct EventQueue<T> {
     /// The bucket number (time >> BUCKET_SHIFT) that `current` stands for; every event of an
     /// earlier or equal bucket is in `current`, every later one in the ring or the overflow.
     cursor: u64,
-    /// The events of buckets up to `cursor`, as a min-heap.
-    current: BinaryHeap<Reverse<Key>>,
+    /// The events of buckets up to `cursor`.
+    current: Current,
     /// `ring[b % RING_BUCKETS]` holds the keys of bucket `b` (in no particular order), for
     /// `cursor < b < cursor + RING_BUCKETS`.
     ring: Vec<Vec<Key>>,
@@ -104,7 +175,7 @@ impl<T> EventQueue<T> {
         EventQueue {
             floor_time: 0,
             cursor: 0,
-            current: BinaryHeap::new(),
+            current: Current { sorted: Vec::new(), late: BinaryHeap::new() },
             ring: (0..RING_BUCKETS).map(|_| Vec::new()).collect(),
             occupied: [0; RING_WORDS],
             overflow: BinaryHeap::new(),
@@ -153,13 +224,13 @@ impl<T> EventQueue<T> {
     /// The time of the next event, if any.
     pub(crate) fn peek_time(&mut self) -> Option<u64> {
         self.fill_current();
-        self.current.peek().map(|Reverse(e)| e.time)
+        self.current.peek().map(|key| key.time)
     }
 
     /// Removes the next event: the earliest time, and among equal times the first pushed.
     pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
         self.fill_current();
-        let Reverse(key) = self.current.pop()?;
+        let key = self.current.pop()?;
         self.len -= 1;
         debug_assert!(key.time >= self.floor_time, "time never goes backwards");
         self.floor_time = key.time;
@@ -168,7 +239,7 @@ impl<T> EventQueue<T> {
         entry.next_free = self.free;
         self.free = key.slot;
         // Start loading the next item while the caller handles this one.
-        if let Some(Reverse(next)) = self.current.peek() {
+        if let Some(next) = self.current.peek() {
             crate::prefetch::prefetch(&self.slab[next.slot as usize]);
         }
         Some((key.time, item))
@@ -177,19 +248,13 @@ impl<T> EventQueue<T> {
     /// The hints of the next item and of the one after it, as far as they are known without turning
     /// the wheel (the one after is the smaller child of the heap's top).
     pub(crate) fn peek_hints(&self) -> [Option<u32>; 2] {
-        let heap = self.current.as_slice();
-        let after = match (heap.get(1), heap.get(2)) {
-            (Some(a), Some(b)) => Some(if a > b { a.0.hint } else { b.0.hint }),
-            (Some(a), None) => Some(a.0.hint),
-            _ => None,
-        };
-        [heap.first().map(|Reverse(key)| key.hint), after]
+        self.current.next_two().map(|key| key.map(|key| key.hint))
     }
 
     fn place(&mut self, key: Key) {
         let bucket = key.time >> BUCKET_SHIFT;
         if bucket <= self.cursor {
-            self.current.push(Reverse(key));
+            self.current.push(key);
         } else if bucket - self.cursor < RING_BUCKETS {
             let slot = (bucket % RING_BUCKETS) as usize;
             self.ring[slot].push(key);
@@ -216,10 +281,8 @@ impl<T> EventQueue<T> {
             let slot = (next % RING_BUCKETS) as usize;
             if self.occupied[slot / 64] & (1 << (slot % 64)) != 0 {
                 self.occupied[slot / 64] &= !(1 << (slot % 64));
-                let mut keys = std::mem::take(&mut self.ring[slot]);
-                self.current.extend(keys.drain(..).map(Reverse));
-                // Give the slot its allocation back, so a steady state allocates nothing.
-                self.ring[slot] = keys;
+                // The slot gets the empty buffer back, so a steady state allocates nothing.
+                self.current.load(&mut self.ring[slot]);
             }
             // The ring now reaches one bucket further per bucket turned: admit what came in range.
             while let Some(Reverse(first)) = self.overflow.peek() {
@@ -359,12 +422,20 @@ mod tests {
                         3 => now + delay % (1 << 30),
                         _ => now + delay,
                     };
-                    queue.push(time, 0, seq);
+                    queue.push(time, seq as u32, seq);
                     reference.push(Reverse((time, seq)));
                     seq += 1;
                 }
                 prop_assert_eq!(queue.len(), reference.len());
                 prop_assert_eq!(queue.peek_time(), reference.peek().map(|Reverse((t, _))| *t));
+                // Once the next event is known, the hints name it and, when known, the one after.
+                let mut order: Vec<(u64, u64)> = reference.iter().map(|Reverse(key)| *key).collect();
+                order.sort_unstable();
+                let [next, after] = queue.peek_hints();
+                prop_assert_eq!(next, order.first().map(|&(_, s)| s as u32));
+                if after.is_some() {
+                    prop_assert_eq!(after, order.get(1).map(|&(_, s)| s as u32));
+                }
             }
         }
     }
