@@ -319,7 +319,7 @@ impl Topology {
         let mut frontier = VecDeque::from([start]);
         while let Some(v) = frontier.pop_front() {
             let mut edges: Vec<_> = self.graph.edges(v).collect();
-            edges.sort_by_key(|e| petgraph::visit::EdgeRef::id(e));
+            edges.sort_by_key(petgraph::visit::EdgeRef::id);
             for e in edges {
                 use petgraph::visit::EdgeRef;
                 if !e.weight().up {
@@ -400,8 +400,6 @@ impl PartitionState {
         self.any_cut = false;
     }
 }
-
-/// Per directed link: its random stream and, for FIFO links, the last delivery time scheduled.
 
 /// Validated, ready-to-sample link behaviour.
 pub(crate) struct CompiledLink {
@@ -617,8 +615,7 @@ mod tests {
         t.connect("r2", "r3", LatencyDist::constant_ms(10)).unwrap();
         t.connect("r3", "b", LatencyDist::constant_ms(10)).unwrap();
         let net = |t: &Topology| {
-            let mut config = NetworkConfig::default();
-            config.topology = Some(t.clone());
+            let config = NetworkConfig { topology: Some(t.clone()), ..NetworkConfig::default() };
             Network::new(&config).unwrap()
         };
         let mut rng = message_stream(link_key(1), 0, 1, 0);

@@ -900,7 +900,7 @@ fn plan_delivery<M: Message>(
     let mut duplicate_at = None;
     if config.duplicate > 0.0 && rng.random_bool(config.duplicate) {
         let mut at = now + base_ns + config.sample_latency(rng);
-        if let Some(last) = fifo_last.as_deref_mut() {
+        if let Some(last) = fifo_last {
             at = at.max(*last);
             *last = at;
         }

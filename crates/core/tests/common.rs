@@ -57,7 +57,7 @@ impl Node for Chatter {
                 ctx.send(to, Note { sender: self.id.0, seq });
             }
         }
-        if self.sent % 7 == 0 {
+        if self.sent.is_multiple_of(7) {
             let process = self.id.0 as u64;
             ctx.invoke(process, Op::new("write", None, Value::Int(self.sent as i64)));
             ctx.ok(process, Op::new("write", None, Value::Int(self.sent as i64)));

@@ -28,7 +28,7 @@ struct Run {
 
 fn run(seed: u64, params: serde_json::Value) -> Run {
     // Swarm testing: the cluster size comes from the seed too.
-    let servers = if seed % 2 == 0 { 3 } else { 5 };
+    let servers = if seed.is_multiple_of(2) { 3 } else { 5 };
     let workload = WorkloadSpec {
         kind: WorkloadKind::Register,
         clients: 3,

@@ -55,8 +55,8 @@ enum Nemesis {
 
 fn run_seed(seed: u64, params: &RaftParams, nemesis: &Nemesis, servers: Option<usize>) -> Run {
     // Cluster size and workload drawn from the seed, so 200 seeds cover both.
-    let servers = servers.unwrap_or(if seed % 3 == 0 { 3 } else { 5 });
-    let kind = if seed % 2 == 0 { WorkloadKind::Register } else { WorkloadKind::KeyValue };
+    let servers = servers.unwrap_or(if seed.is_multiple_of(3) { 3 } else { 5 });
+    let kind = if seed.is_multiple_of(2) { WorkloadKind::Register } else { WorkloadKind::KeyValue };
     let workload = WorkloadSpec {
         kind,
         clients: 4,

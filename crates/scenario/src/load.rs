@@ -191,7 +191,7 @@ pub fn span_of(root: &Spanned<DeTable<'_>>, path: &str) -> Range<usize> {
     for segment in path.split('.').filter(|s| !s.is_empty()) {
         let next = match (table, current, segment.parse::<usize>()) {
             (Some(t), _, _) => t.iter().find(|(key, _)| key.get_ref().as_ref() == segment).map(|(_, value)| value),
-            (None, Some(DeValue::Array(array)), Ok(index)) => array.iter().nth(index),
+            (None, Some(DeValue::Array(array)), Ok(index)) => array.get(index),
             _ => None,
         };
         let Some(value) = next else {

@@ -97,7 +97,7 @@ pub fn format_duration_ns(nanos: i64) -> String {
     for (suffix, scale) in
         [("h", 3_600_000_000_000u128), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)]
     {
-        if magnitude % scale == 0 {
+        if magnitude.is_multiple_of(scale) {
             return format!("{sign}{}{suffix}", magnitude / scale);
         }
     }
@@ -200,7 +200,7 @@ pub struct ByteSize(pub u64);
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (suffix, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if self.0 >= scale && self.0 % scale == 0 {
+            if self.0 >= scale && self.0.is_multiple_of(scale) {
                 return write!(f, "{}{suffix}", self.0 / scale);
             }
         }

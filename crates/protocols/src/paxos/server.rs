@@ -236,7 +236,7 @@ impl PaxosServer {
                         self.send(ctx, to, msg.clone());
                     }
                 }
-                if self.ticks % u64::from(self.params.heartbeat_ticks) == 0 {
+                if self.ticks.is_multiple_of(u64::from(self.params.heartbeat_ticks)) {
                     self.broadcast_heartbeat(ctx, ballot);
                 }
             }
