@@ -733,7 +733,8 @@ pub fn check_linearizable(
 
 /// The outcome of searching some groups of ops (keys, or the whole history).
 enum GroupsOutcome {
-    /// Every group is linearizable: one order per group, as history op ids.
+    /// Every group is linearizable: one order per group (in the groups' order), as positions in
+    /// the group.
     Valid {
         orders: Vec<Vec<usize>>,
     },
@@ -771,7 +772,7 @@ impl GroupSearch<'_> {
                 self.table.reset();
                 match search(group, &mut self.table, &mut self.cache, &mut self.budget, step_limit) {
                     SearchOutcome::Valid { order } => {
-                        orders.insert(key, order.iter().map(|&local| group[local].op_index).collect());
+                        orders.insert(key, order);
                     }
                     SearchOutcome::OutOfSteps => still_pending.push(key),
                     SearchOutcome::Invalid { prefix, state, unplaceable } => {
@@ -814,10 +815,13 @@ impl GroupSearch<'_> {
         );
         match self.run(by_key, None) {
             GroupsOutcome::Valid { orders } => {
-                let by_id: BTreeMap<usize, &SearchOp> = by_key.values().flatten().map(|op| (op.op_index, op)).collect();
-                let orders: Vec<Vec<&SearchOp>> =
-                    orders.iter().map(|order| order.iter().map(|id| by_id[id]).collect()).collect();
-                let required = by_id.values().filter(|op| op.model_op.required).count();
+                debug_assert_eq!(orders.len(), by_key.len(), "a valid outcome has every group's order");
+                let orders: Vec<Vec<&SearchOp>> = by_key
+                    .values()
+                    .zip(&orders)
+                    .map(|(group, order)| order.iter().map(|&local| &group[local]).collect())
+                    .collect();
+                let required = by_key.values().flatten().filter(|op| op.model_op.required).count();
                 let checked = merge_orders(&orders)
                     .ok_or_else(|| "the keys' orders could not be merged in real-time order".to_string())
                     .and_then(|order| check_order(&order, required, model, &options.initial).map(|()| order.len()));
@@ -843,7 +847,8 @@ impl GroupSearch<'_> {
                 );
                 (GroupsOutcome::Invalid(counterexample), Some(note))
             }
-            other => (other, Some(prelude)),
+            GroupsOutcome::Unknown(reason) => (GroupsOutcome::Unknown(format!("{prelude}; {reason}")), None),
+            GroupsOutcome::OutOfSteps => unreachable!("a search without a step cap never runs out of steps"),
         }
     }
 }

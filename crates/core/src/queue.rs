@@ -24,8 +24,8 @@
 //! threaded through the slab as lists cost less with few events per bucket, but with 10,000 nodes
 //! following the list missed the cache at every link: broadcast-10000 ran about 0.7x as fast.)
 //!
-//! Each pop starts loading the next item's slab entry, and [`EventQueue::peek_hints`] tells the
-//! caller what the next two items will touch (the simulator passes the destination node as the
+//! Each pop starts loading the next item's slab entry and tells the caller what the next two items
+//! will touch (the simulator passes the destination node as the
 //! hint and starts loading those nodes), so that with thousands of nodes the memory latency of the
 //! next events overlaps the handling of this one. These are cache hints only: no order changes.
 
@@ -37,17 +37,6 @@ const BUCKET_SHIFT: u32 = 16;
 /// Buckets in the ring (a power of two): 4096 × 65.5 µs ≈ 268 ms ahead of now.
 const RING_BUCKETS: u64 = 4096;
 const RING_WORDS: usize = (RING_BUCKETS / 64) as usize;
-
-/// No slab entry (the end of the free list).
-const NONE: u32 = u32::MAX;
-
-/// One slab entry: a queued item, or a free entry.
-struct Waiting<T> {
-    /// The next free entry, while this one is free.
-    next_free: u32,
-    /// `None` while the entry is free.
-    item: Option<T>,
-}
 
 /// The key of one queued item: where it comes in the order, where it waits in the slab, and the
 /// caller's hint (what the item will touch), which fills the key's padding.
@@ -125,15 +114,10 @@ impl Current {
     /// The next key and the one after it.
     fn next_two(&self) -> [Option<&Key>; 2] {
         // The two smallest are among the sorted list's last two and the heap's top and its children.
-        let n = self.sorted.len();
-        let heap = self.late.as_slice();
-        let mut candidates = [self.sorted.get(n.wrapping_sub(1)), self.sorted.get(n.wrapping_sub(2)), None, None, None];
-        for (slot, entry) in candidates[2..].iter_mut().zip(heap.iter().take(3)) {
-            *slot = Some(&entry.0);
-        }
-        let mut first: Option<&Key> = None;
-        let mut second: Option<&Key> = None;
-        for key in candidates.into_iter().flatten() {
+        let sorted = self.sorted.iter().rev().take(2);
+        let late = self.late.as_slice().iter().take(3).map(|Reverse(key)| key);
+        let (mut first, mut second): (Option<&Key>, Option<&Key>) = (None, None);
+        for key in sorted.chain(late) {
             if first.is_none_or(|f| key < f) {
                 second = first;
                 first = Some(key);
@@ -161,11 +145,10 @@ pub(crate) struct EventQueue<T> {
     occupied: [u64; RING_WORDS],
     /// Events of buckets at or beyond `cursor + RING_BUCKETS`.
     overflow: BinaryHeap<Reverse<Key>>,
-    /// The queued items, by `Key::slot`.
-    slab: Vec<Waiting<T>>,
-    /// The first free slab entry (a list through `Waiting::next_free`), reused last-freed first: it
-    /// is warm in cache.
-    free: u32,
+    /// The queued items, by `Key::slot`; `None` marks a free slot.
+    slab: Vec<Option<T>>,
+    /// Free slots of `slab`, reused last-freed first (warm in cache).
+    free_slots: Vec<u32>,
     len: usize,
     next_seq: u64,
 }
@@ -180,7 +163,7 @@ impl<T> EventQueue<T> {
             occupied: [0; RING_WORDS],
             overflow: BinaryHeap::new(),
             slab: Vec::new(),
-            free: NONE,
+            free_slots: Vec::new(),
             len: 0,
             next_seq: 0,
         }
@@ -191,7 +174,7 @@ impl<T> EventQueue<T> {
     }
 
     /// Queues `item` at `time`, after everything already queued at the same time. `hint` comes back
-    /// from [`EventQueue::peek_hint`] while the item is next.
+    /// from [`EventQueue::pop_with_hints`] while the item is one of the next two.
     pub(crate) fn push(&mut self, time: u64, hint: u32, item: T) {
         assert!(time >= self.floor_time, "an event scheduled in the past ({time} < {})", self.floor_time);
         let seq = self.next_seq;
@@ -204,19 +187,16 @@ impl<T> EventQueue<T> {
             self.cursor = self.cursor.max(time >> BUCKET_SHIFT);
         }
         self.len += 1;
-        let waiting = Waiting { next_free: NONE, item: Some(item) };
-        let slot = if self.free == NONE {
-            let slot = u32::try_from(self.slab.len()).expect("fewer than 2^32 - 1 events queued");
-            assert!(slot != NONE, "fewer than 2^32 - 1 events queued");
-            self.slab.push(waiting);
-            slot
-        } else {
-            let slot = self.free;
-            let entry = &mut self.slab[slot as usize];
-            debug_assert!(entry.item.is_none(), "a free entry is empty");
-            self.free = entry.next_free;
-            *entry = waiting;
-            slot
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                debug_assert!(self.slab[slot as usize].is_none(), "a free slot is empty");
+                self.slab[slot as usize] = Some(item);
+                slot
+            }
+            None => {
+                self.slab.push(Some(item));
+                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events queued")
+            }
         };
         self.place(Key { time, seq, slot, hint });
     }
@@ -228,26 +208,32 @@ impl<T> EventQueue<T> {
     }
 
     /// Removes the next event: the earliest time, and among equal times the first pushed.
+    #[cfg(test)]
     pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
+        self.pop_with_hints().map(|(time, item, _)| (time, item))
+    }
+
+    /// [`EventQueue::pop`], with the hints of the next two items as far as they are known without
+    /// turning the wheel. It starts loading the next item's slab entry, so that its memory latency
+    /// overlaps the caller's work on this one.
+    pub(crate) fn pop_with_hints(&mut self) -> Option<(u64, T, [Option<u32>; 2])> {
         self.fill_current();
         let key = self.current.pop()?;
         self.len -= 1;
         debug_assert!(key.time >= self.floor_time, "time never goes backwards");
         self.floor_time = key.time;
-        let entry = &mut self.slab[key.slot as usize];
-        let item = entry.item.take().expect("a queued key's entry holds its item");
-        entry.next_free = self.free;
-        self.free = key.slot;
-        // Start loading the next item while the caller handles this one.
-        if let Some(next) = self.current.peek() {
+        let item = self.slab[key.slot as usize].take().expect("a queued key's slot holds its item");
+        self.free_slots.push(key.slot);
+        let upcoming = self.current.next_two();
+        if let Some(next) = upcoming[0] {
             crate::prefetch::prefetch(&self.slab[next.slot as usize]);
         }
-        Some((key.time, item))
+        Some((key.time, item, upcoming.map(|key| key.map(|key| key.hint))))
     }
 
-    /// The hints of the next item and of the one after it, as far as they are known without turning
-    /// the wheel (the one after is the smaller child of the heap's top).
-    pub(crate) fn peek_hints(&self) -> [Option<u32>; 2] {
+    /// The hints [`EventQueue::pop_with_hints`] would give now.
+    #[cfg(test)]
+    fn peek_hints(&self) -> [Option<u32>; 2] {
         self.current.next_two().map(|key| key.map(|key| key.hint))
     }
 
@@ -408,7 +394,11 @@ mod tests {
             for (pop, delay, shape) in steps {
                 if pop {
                     let expected = reference.pop().map(|Reverse((t, s))| (t, s));
-                    let got = queue.pop();
+                    let popped = queue.pop_with_hints();
+                    if let Some((_, _, hints)) = popped {
+                        prop_assert_eq!(hints, queue.peek_hints());
+                    }
+                    let got = popped.map(|(time, item, _)| (time, item));
                     prop_assert_eq!(got, expected);
                     if let Some((t, _)) = got {
                         now = t;

@@ -365,11 +365,11 @@ impl<N: Node> Simulation<N> {
     /// Processes the next event. Returns `false` when the queue is empty.
     pub fn step(&mut self) -> Result<bool, SimError> {
         self.start_if_needed();
-        let Some((time, kind)) = self.queue.pop() else {
+        let Some((time, kind, upcoming)) = self.queue.pop_with_hints() else {
             return Ok(false);
         };
         // Start loading the nodes of the next two events while this one is handled.
-        for node in self.queue.peek_hints().into_iter().flatten() {
+        for node in upcoming.into_iter().flatten() {
             if let Some(slot) = self.nodes.get(node as usize) {
                 crate::prefetch::prefetch(&slot.status);
                 crate::prefetch::prefetch(&slot.clock);

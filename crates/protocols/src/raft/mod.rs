@@ -278,16 +278,23 @@ struct LeaderState {
     /// Reads arrived while `read_round` was unconfirmed: they wait for the next round, which the
     /// next AppendEntries to everyone starts (a heartbeat, a write, or the confirmation of this one).
     next_round_wanted: bool,
-    /// By server index: the last index carried by the AppendEntries with entries that is in flight
-    /// to it (0: none), and the local time it was sent. Flow control: while one is in flight,
-    /// entries appended meanwhile wait and go together in the next one.
-    in_flight_end: Vec<u64>,
-    in_flight_sent: Vec<LocalTime>,
+    /// By server index: the AppendEntries with entries in flight to it, if any. Flow control: while
+    /// one is in flight, entries appended meanwhile wait and go together in the next one.
+    in_flight: Vec<Option<InFlight>>,
     /// Client write requests waiting for their entry to be applied, by log index.
     pending_writes: std::collections::BTreeMap<u64, (NodeId, ClientRequest)>,
     pending_reads: Vec<PendingRead>,
     /// The index of the first entry of this term (its no-op); read index needs it committed.
     term_start_index: u64,
+}
+
+/// An AppendEntries with entries, in flight to one follower.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    /// The last index it carries.
+    end: u64,
+    /// The leader's local time when it went.
+    at: LocalTime,
 }
 
 /// Timer tags of a server.
@@ -528,9 +535,9 @@ impl RaftServer {
                     let now = ctx.now();
                     let period = Duration::from_millis(self.params.heartbeat_ms);
                     let leader = self.leader_mut().expect("checked: leader");
-                    for (end, sent) in leader.in_flight_end.iter_mut().zip(&leader.in_flight_sent) {
-                        if now >= *sent + period {
-                            *end = 0;
+                    for in_flight in &mut leader.in_flight {
+                        if in_flight.is_some_and(|sent| now >= sent.at + period) {
+                            *in_flight = None;
                         }
                     }
                     self.broadcast_append(ctx);
@@ -623,8 +630,7 @@ impl RaftServer {
             acked_round: vec![0; self.servers],
             read_round: 0,
             next_round_wanted: false,
-            in_flight_end: vec![0; self.servers],
-            in_flight_sent: vec![LocalTime(0); self.servers],
+            in_flight: vec![None; self.servers],
             pending_writes: Default::default(),
             pending_reads: Vec::new(),
             term_start_index: last + 1,
@@ -680,7 +686,7 @@ impl RaftServer {
             return;
         }
         for peer in self.peers() {
-            if self.leader_mut().is_some_and(|leader| leader.in_flight_end[peer.index()] == 0) {
+            if self.leader_mut().is_some_and(|leader| leader.in_flight[peer.index()].is_none()) {
                 self.send_append(ctx, peer);
             }
         }
@@ -707,7 +713,7 @@ impl RaftServer {
         let next = leader.next_index[peer.index()].max(1);
         let read_round = leader.read_round;
         let matched = leader.match_index[peer.index()];
-        if leader.in_flight_end[peer.index()] != 0 && matched >= self.snapshot_index {
+        if leader.in_flight[peer.index()].is_some() && matched >= self.snapshot_index {
             let prev_log_term = self.term_at(matched).expect("a matched index at or after the snapshot");
             let msg = RaftMsg::AppendEntries {
                 term,
@@ -742,8 +748,7 @@ impl RaftServer {
         if let Some(leader) = self.leader_mut() {
             leader.next_index[peer.index()] = end + 1;
             if end >= next {
-                leader.in_flight_end[peer.index()] = end;
-                leader.in_flight_sent[peer.index()] = now;
+                leader.in_flight[peer.index()] = Some(InFlight { end, at: now });
             }
         }
         ctx.send(peer, msg);
@@ -976,9 +981,9 @@ impl RaftServer {
             let index = index.min(last);
             leader.match_index[peer] = leader.match_index[peer].max(index);
             leader.next_index[peer] = leader.next_index[peer].max(index + 1);
-            let sent_waiting = leader.in_flight_end[peer] != 0 && index >= leader.in_flight_end[peer];
+            let sent_waiting = leader.in_flight[peer].is_some_and(|sent| index >= sent.end);
             if sent_waiting {
-                leader.in_flight_end[peer] = 0;
+                leader.in_flight[peer] = None;
             }
             self.advance_commit(ctx);
             if sent_waiting && self.leader_mut().is_some_and(|leader| leader.next_index[peer] <= last) {
@@ -986,7 +991,7 @@ impl RaftServer {
                 self.send_append(ctx, from);
             }
         } else {
-            leader.in_flight_end[peer] = 0;
+            leader.in_flight[peer] = None;
             // Back off to the hint (never below what is known to match) and resend at once, but only
             // when that moved back: a duplicated or stale refusal must not start a second stream of
             // AppendEntries (duplicates would multiply them); the next heartbeat retries anyway.
